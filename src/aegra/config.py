@@ -1,0 +1,300 @@
+"""Settings: built-in defaults -> ``supervisor.toml`` -> environment, later wins.
+
+Every value remembers where it came from, so a bad one stops startup with a single line
+naming the key, the value and its source::
+
+    config error: worker.count = 'abc' (env WORKER_COUNT): expected int
+
+Environment names are the product documents' (``WORKER_COUNT``, ``DATABASE_URL``, ...);
+``AEGRA__SECTION__KEY`` reaches any other key. Secrets come from the environment only.
+Structs are frozen; the config is passed down, never imported as a global.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """A setting is wrong. ``str()`` is the one line shown to the operator."""
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerCfg(_Section):
+    host: str = "0.0.0.0"
+    port: int = 2026
+    graphs_file: str | None = None  # aegra.json; None = auto-detect in the working directory
+
+
+class PostgresCfg(_Section):
+    url: str | None = None  # DATABASE_URL wins over the POSTGRES_* parts
+    user: str = "postgres"
+    password: str = ""
+    host: str = "localhost"
+    port: int = 5432
+    db: str = "aegra"
+    pool_min_size: int = 1
+    pool_max_size: int = 10  # asyncpg pool for our tables
+    checkpointer_pool_max_size: int = 10  # psycopg pool for LangGraph's checkpointer + store
+    run_migrations_on_startup: bool = True
+    connect_timeout_s: float = 10.0
+    startup_wait_s: float = 30.0  # how long startup waits for PostgreSQL to accept connections
+
+    def dsn(self) -> str:
+        if self.url:
+            return self.url
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.db, safe='')}"
+
+
+class RedisCfg(_Section):
+    enabled: bool = False  # REDIS_BROKER_ENABLED
+    url: str = "redis://localhost:6379/0"
+
+
+class WorkerCfg(_Section):
+    count: int = 3
+    jobs_per_worker: int = 10
+    job_timeout_s: float = 3600.0
+    max_retries: int = 3
+
+
+class LeaseCfg(_Section):
+    duration_s: float = 30.0
+    heartbeat_interval_s: float = 10.0
+
+
+class ReaperCfg(_Section):
+    interval_s: float = 15.0
+    stuck_pending_threshold_s: float = 120.0
+    postgres_poll_interval_s: float = 5.0
+
+
+class ShutdownCfg(_Section):
+    drain_timeout_s: float = 30.0
+    # After the drain: how long open HTTP connections (idle keep-alives, streams of runs
+    # handed back, which the SDK resumes elsewhere through Location) get to close.
+    http_grace_s: float = 1.0
+
+
+class CronCfg(_Section):
+    enabled: bool = True
+    max_per_user: int = 100
+    allow_seconds_schedule: bool = False
+    tick_interval_s: float = 1.0
+
+
+class SupervisorCfg(_Section):
+    max_restarts: int = 5  # crashes of one actor inside restart_window_s before the process exits
+    restart_window_s: float = 60.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+class HttpCfg(_Section):
+    max_body_bytes: int = 10 * 1024 * 1024
+    keepalive_interval_s: float = 5.0  # SSE comments and long-poll newlines
+    enable_metrics: bool = True  # ENABLE_PROMETHEUS_METRICS
+    log_requests: bool = False  # one line per request at INFO costs CPU; opt in
+    cors_allow_origins: tuple[str, ...] = ("*",)
+
+
+class LogCfg(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class AuthCfg(_Section):
+    type: Literal["noop", "custom"] = "noop"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    server: ServerCfg = ServerCfg()
+    postgres: PostgresCfg = PostgresCfg()
+    redis: RedisCfg = RedisCfg()
+    worker: WorkerCfg = WorkerCfg()
+    lease: LeaseCfg = LeaseCfg()
+    reaper: ReaperCfg = ReaperCfg()
+    shutdown: ShutdownCfg = ShutdownCfg()
+    cron: CronCfg = CronCfg()
+    supervisor: SupervisorCfg = SupervisorCfg()
+    http: HttpCfg = HttpCfg()
+    log: LogCfg = LogCfg()
+    auth: AuthCfg = AuthCfg()
+
+
+# Product-document environment names -> (section, key).
+ENV_NAMES: dict[str, tuple[str, str]] = {
+    "PORT": ("server", "port"),
+    "AEGRA_CONFIG": ("server", "graphs_file"),
+    "DATABASE_URL": ("postgres", "url"),
+    "POSTGRES_USER": ("postgres", "user"),
+    "POSTGRES_PASSWORD": ("postgres", "password"),
+    "POSTGRES_HOST": ("postgres", "host"),
+    "POSTGRES_PORT": ("postgres", "port"),
+    "POSTGRES_DB": ("postgres", "db"),
+    "POSTGRES_POOL_MIN_SIZE": ("postgres", "pool_min_size"),
+    "POSTGRES_POOL_MAX_SIZE": ("postgres", "pool_max_size"),
+    "CHECKPOINTER_POOL_MAX_SIZE": ("postgres", "checkpointer_pool_max_size"),
+    "RUN_MIGRATIONS_ON_STARTUP": ("postgres", "run_migrations_on_startup"),
+    "REDIS_BROKER_ENABLED": ("redis", "enabled"),
+    "REDIS_URL": ("redis", "url"),
+    "WORKER_COUNT": ("worker", "count"),
+    "N_JOBS_PER_WORKER": ("worker", "jobs_per_worker"),
+    "BG_JOB_TIMEOUT_SECS": ("worker", "job_timeout_s"),
+    "BG_JOB_MAX_RETRIES": ("worker", "max_retries"),
+    "LEASE_DURATION_SECONDS": ("lease", "duration_s"),
+    "HEARTBEAT_INTERVAL_SECONDS": ("lease", "heartbeat_interval_s"),
+    "REAPER_INTERVAL_SECONDS": ("reaper", "interval_s"),
+    "STUCK_PENDING_THRESHOLD_SECONDS": ("reaper", "stuck_pending_threshold_s"),
+    "POSTGRES_POLL_INTERVAL_SECONDS": ("reaper", "postgres_poll_interval_s"),
+    "WORKER_DRAIN_TIMEOUT": ("shutdown", "drain_timeout_s"),
+    "CRON_ENABLED": ("cron", "enabled"),
+    "CRON_MAX_PER_USER": ("cron", "max_per_user"),
+    "CRON_ALLOW_SECONDS_SCHEDULE": ("cron", "allow_seconds_schedule"),
+    "ENABLE_PROMETHEUS_METRICS": ("http", "enable_metrics"),
+    "LOG_LEVEL": ("log", "level"),
+    "LOG_FORMAT": ("log", "format"),
+    "AUTH_TYPE": ("auth", "type"),
+}
+SECRET_KEYS = {("postgres", "password"), ("postgres", "url"), ("redis", "url")}
+_GENERIC_ENV = re.compile(r"^AEGRA__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
+_ERR_PATH = re.compile(r"at `\$\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+class Loaded(msgspec.Struct, frozen=True, kw_only=True):
+    config: Config
+    sources: dict[str, str]  # "section.key" -> "default" | "supervisor.toml" | "env NAME"
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(key, value, source) rows for ``aegra serve --check``, secrets masked."""
+        rows = []
+        raw = msgspec.to_builtins(self.config)
+        for section, values in raw.items():
+            for key, value in values.items():
+                masked = (section, key) in SECRET_KEYS and value
+                shown = _mask(str(value)) if masked else repr(value)
+                rows.append((f"{section}.{key}", shown, self.sources.get(f"{section}.{key}", "default")))
+        return rows
+
+
+def _mask(value: str) -> str:
+    """Hide the password of a URL (or a whole bare secret)."""
+    if "://" in value:
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1****@", value)
+    return "****"
+
+
+def load(toml_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+         cli: Mapping[str, Any] | None = None) -> Loaded:
+    """Merge the sources (defaults, toml, env, then command-line flags as "section.key");
+    raise ConfigError naming key, value and source."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    origin = "supervisor.toml"
+    if toml_path is None and Path("supervisor.toml").is_file():
+        toml_path = "supervisor.toml"
+    if toml_path is not None:
+        origin = str(toml_path)
+        try:
+            raw = tomllib.loads(Path(toml_path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config error: {toml_path}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config error: {toml_path}: invalid TOML: {exc}") from None
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"config error: {section} = {values!r} ({origin}): expected a [section] table"
+                )
+            data[section] = dict(values)
+            for key in values:
+                sources[f"{section}.{key}"] = origin
+    for name, value in environ.items():
+        target = ENV_NAMES.get(name)
+        if target is None:
+            match = _GENERIC_ENV.match(name)
+            if match is None:
+                continue
+            target = (match.group(1).lower(), match.group(2).lower())
+        if value == "" and target != ("postgres", "password"):
+            continue  # an empty variable means "not set" (compose files often pass VAR=)
+        section, key = target
+        data.setdefault(section, {})[key] = value
+        sources[f"{section}.{key}"] = f"env {name}"
+    for dotted, value in (cli or {}).items():
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = value
+        sources[dotted] = f"--{key} flag"
+    # DATABASE_URL wins over POSTGRES_*: the parts are ignored, as the product documents say.
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(str(exc), data, sources, origin)) from None
+    _check_ranges(config, sources)
+    return Loaded(config=config, sources=sources)
+
+
+def _explain(message: str, data: dict[str, Any], sources: dict[str, str], origin: str) -> str:
+    unknown = _UNKNOWN.search(message)
+    path = _ERR_PATH.search(message)
+    reason = message.split(" - at ")[0]
+    if unknown:
+        field = unknown.group(1)
+        section = path.group(1) if path else None
+        key = f"{section}.{field}" if section else field
+        value = data.get(section, {}).get(field) if section else data.get(field)
+        src = sources.get(key, origin)
+        what = "unknown setting" if section else "unknown section"
+        return f"config error: {key} = {value!r} ({src}): {what}"
+    if path:
+        section, key = path.group(1), path.group(2)
+        if key is None:
+            return f"config error: {section} ({origin}): {reason}"
+        value = data.get(section, {}).get(key)
+        src = sources.get(f"{section}.{key}", "default")
+        return f"config error: {section}.{key} = {value!r} ({src}): {reason.lower()}"
+    return f"config error: {message}"
+
+
+def _check_ranges(config: Config, sources: dict[str, str]) -> None:
+    checks: list[tuple[str, float, bool, str]] = [
+        ("server.port", config.server.port, 0 <= config.server.port <= 65535, "must be 0-65535"),
+        ("worker.count", config.worker.count, config.worker.count >= 1, "must be >= 1"),
+        ("worker.jobs_per_worker", config.worker.jobs_per_worker,
+         config.worker.jobs_per_worker >= 1, "must be >= 1"),
+        ("worker.max_retries", config.worker.max_retries, config.worker.max_retries >= 0,
+         "must be >= 0"),
+        ("lease.duration_s", config.lease.duration_s, config.lease.duration_s > 0, "must be > 0"),
+        ("lease.heartbeat_interval_s", config.lease.heartbeat_interval_s,
+         0 < config.lease.heartbeat_interval_s < config.lease.duration_s,
+         "must be > 0 and below lease.duration_s"),
+        ("reaper.interval_s", config.reaper.interval_s, config.reaper.interval_s > 0, "must be > 0"),
+        ("shutdown.drain_timeout_s", config.shutdown.drain_timeout_s,
+         config.shutdown.drain_timeout_s >= 0, "must be >= 0"),
+        ("cron.max_per_user", config.cron.max_per_user, config.cron.max_per_user >= 0,
+         "must be >= 0"),
+        ("postgres.pool_max_size", config.postgres.pool_max_size,
+         config.postgres.pool_max_size >= config.postgres.pool_min_size >= 0,
+         "must be >= pool_min_size"),
+    ]
+    for key, value, ok, why in checks:
+        if not ok:
+            raise ConfigError(
+                f"config error: {key} = {value!r} ({sources.get(key, 'default')}): {why}"
+            )
