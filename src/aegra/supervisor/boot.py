@@ -1,0 +1,162 @@
+"""Production wiring: open the bridge, build the adapters, run the supervisor tree.
+
+Order (STYLE §2): asyncio loop -> PostgreSQL (wait for it, migrate) -> LangGraph
+checkpointer/store -> Redis (when enabled) -> app -> actors, HTTP last. Everything opened
+here is closed here, in reverse, under a bounded shield.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import trio
+
+from aegra import __version__
+from aegra.adapters import aio
+from aegra.adapters.langgraph import store_index
+from aegra.adapters.langgraph.graphs import GraphLoadError, GraphRegistry
+from aegra.adapters.langgraph.persistence import LangGraphPersistence
+from aegra.adapters.langgraph.store import PgItemStore
+from aegra.adapters.postgres import assistants as assistants_db
+from aegra.adapters.postgres import migrate
+from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.redis.client import RedisClient
+from aegra.api.app import create_app
+from aegra.api.deps import Deps
+from aegra.api.metrics import Metrics
+from aegra.api.mount import load_user_app, mount
+from aegra.config import Config
+from aegra.domain.errors import StoreUnavailable
+from aegra.logs import get_logger
+from aegra.project import Project
+from aegra.supervisor.http import run_http
+from aegra.supervisor.policy import ActorSpec, RestartPolicy
+from aegra.supervisor.registry import RunRegistry
+from aegra.supervisor.root import Supervisor, run_until_stopped
+from aegra.supervisor.runtime import RunRuntime
+from aegra.supervisor.sdnotify import Notifier, watchdog_interval_s
+from aegra.supervisor.state import Board
+from aegra.supervisor.watchdog import run_watchdog
+
+log = get_logger("aegra.boot")
+
+
+async def open_database(cfg: Config) -> PgPool:
+    """Open the asyncpg pool, waiting up to ``startup_wait_s`` for PostgreSQL to accept us."""
+    pg = PgPool(cfg.postgres.dsn(), min_size=cfg.postgres.pool_min_size,
+                max_size=cfg.postgres.pool_max_size,
+                connect_timeout_s=cfg.postgres.connect_timeout_s)
+    deadline = trio.current_time() + cfg.postgres.startup_wait_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await pg.open()
+            return pg
+        except StoreUnavailable as exc:
+            if trio.current_time() >= deadline:
+                raise
+            log.warning("database.waiting", attempt=attempt, error=str(exc))
+            await trio.sleep(min(2.0, 0.25 * attempt))
+
+
+async def migrate_on_startup(cfg: Config, project: Project) -> None:
+    if not cfg.postgres.run_migrations_on_startup:
+        found = await trio.to_thread.run_sync(migrate.current, cfg.postgres.dsn())
+        head = migrate.head()
+        if found != head:
+            raise StoreUnavailable(
+                f"database schema is at {found or 'nothing'}, this version needs {head}; "
+                "run `aegra db upgrade` (RUN_MIGRATIONS_ON_STARTUP=false)")
+        log.info("migrations.skipped", reason="RUN_MIGRATIONS_ON_STARTUP=false", head=head)
+        return
+    from aegra.adapters.langgraph.schema import ensure_langgraph_tables
+
+    dsn = cfg.postgres.dsn()
+    t0 = trio.current_time()
+    before, head, ran = await trio.to_thread.run_sync(migrate.ensure_migrated, dsn)
+    langgraph_changed = await trio.to_thread.run_sync(ensure_langgraph_tables, dsn)
+    log.info("migrations.done", before=before, head=head, upgraded=ran,
+             langgraph_tables_changed=langgraph_changed,
+             ms=round((trio.current_time() - t0) * 1000, 1))
+
+
+async def serve(cfg: Config, project: Project, *,
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run one aegra instance until SIGTERM/SIGINT; raise on a fatal error."""
+    for dep in project.dependencies:
+        if str(dep) not in sys.path:
+            sys.path.insert(0, str(dep))
+    user_app = load_user_app(project)  # before any I/O: a broken http.app fails fast
+    try:
+        graphs = GraphRegistry.load(project)  # before any I/O too: a broken graph fails fast
+    except GraphLoadError as exc:
+        log.critical("graphs.load_failed", error=str(exc))
+        # SystemExit carries the one line to stderr and exits 1 (cli re-raises it as is).
+        raise SystemExit(f"aegra: {exc}") from None
+    notifier = Notifier()
+    board, registry, metrics = Board(), RunRegistry(), Metrics()
+    async with aio.open_loop():
+        pg = await open_database(cfg)
+        lg: LangGraphPersistence | None = None
+        redis: RedisClient | None = None
+        runtime: RunRuntime | None = None
+        try:
+            await migrate_on_startup(cfg, project)
+            store_opts = await store_index.prepare(cfg, project)
+            lg = LangGraphPersistence(cfg.postgres.dsn(),
+                                      max_size=cfg.postgres.checkpointer_pool_max_size,
+                                      store_index=store_opts.index, store_ttl=store_opts.ttl)
+            await lg.open()
+            graphs.bind(lg.checkpointer, lg.store)
+            await assistants_db.ensure_defaults(pg, graphs)  # before HTTP serves them
+            if cfg.redis.enabled:
+                redis = RedisClient(cfg.redis.url)
+                await redis.open()
+            deps = Deps(config=cfg, project=project, board=board, registry=registry,
+                        version=__version__, pg=pg, langgraph=lg, redis=redis,
+                        graphs=graphs)
+            deps.features["store_semantic_search"] = store_opts.semantic
+            deps.extra["store"] = PgItemStore(lg, semantic=store_opts.semantic,
+                                              ttl_enabled=store_opts.ttl is not None)
+            app = mount(create_app(deps, metrics), user_app)
+            sup_cfg = cfg.supervisor
+            supervisor = Supervisor(
+                policy=RestartPolicy(max_restarts=sup_cfg.max_restarts,
+                                     window_s=sup_cfg.restart_window_s,
+                                     backoff_initial_s=sup_cfg.backoff_initial_s,
+                                     backoff_max_s=sup_cfg.backoff_max_s),
+                drain_timeout_s=cfg.shutdown.drain_timeout_s,
+                http_grace_s=cfg.shutdown.http_grace_s,
+                board=board, registry=registry, notifier=notifier,
+            )
+            deps.extra["supervisor"] = supervisor
+            runtime = RunRuntime(cfg, pg=pg, graphs=graphs, registry=registry,
+                                 intake_stopped=supervisor.intake_stopped, metrics=metrics,
+                                 redis=redis)
+            await runtime.open()
+            deps.extra["runs"] = runtime.service
+            deps.extra["runtime"] = runtime
+            await runtime.recover()
+            outer = [ActorSpec("watchdog", partial(
+                run_watchdog, notifier, watchdog_interval_s(), metrics.loop_lag.set, registry.ids,
+                lambda: board.ready,
+            ))]
+            front = [ActorSpec("http", partial(
+                run_http, app, cfg.server.host, cfg.server.port, supervisor.http_stop,
+                grace_s=cfg.shutdown.http_grace_s,
+            ), restartable=False)]
+            task_status.started([])
+            outer += runtime.outer_actors()
+            await run_until_stopped(supervisor, outer=outer, work=runtime.work_actors(),
+                                    front=front)
+        finally:
+            with trio.move_on_after(10, shield=True):
+                if runtime is not None:
+                    await runtime.close()
+                if redis is not None:
+                    await redis.close()
+                if lg is not None:
+                    await lg.close()
+                await pg.close()

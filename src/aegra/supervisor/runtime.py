@@ -1,0 +1,175 @@
+"""Builds the run machinery for one instance: queue, broker, run store, runner, service,
+and the actor specs of the workers and the background nursery.
+
+Single-instance mode uses the in-memory queue and broker; the worker path is the same
+one production uses (DESIGN §3): write, queue, claim with a lease, execute, finish.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from functools import partial
+from typing import Any, NoReturn
+
+import trio
+
+from aegra import logs
+from aegra.adapters import webhook
+from aegra.adapters.langgraph.runner import LangGraphRunner
+from aegra.adapters.memory.broker import MemoryBroker
+from aegra.adapters.memory.queue import MemoryQueue
+from aegra.adapters.postgres.leases import PgLeases
+from aegra.adapters.postgres.runs import PgRuns
+from aegra.adapters.postgres.threads import PgThreads
+from aegra.config import Config
+from aegra.service import RunService
+from aegra.supervisor.cancel_listener import run_cancel_listener
+from aegra.supervisor.cron import ticker_spec
+from aegra.supervisor.heartbeat import run_heartbeater
+from aegra.supervisor.policy import ActorSpec
+from aegra.supervisor.reaper import run_reaper
+from aegra.supervisor.registry import RunRegistry
+from aegra.supervisor.worker import WorkerDeps, run_worker
+
+log = logs.get_logger("aegra.runtime")
+
+
+def instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Background:
+    """A supervisor-owned nursery for fire-and-forget work (webhooks, delayed queue puts)."""
+
+    def __init__(self) -> None:
+        self.nursery: trio.Nursery | None = None
+        self.pending: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        if self.nursery is None:
+            self.pending.append((fn, args))
+        else:
+            self.nursery.start_soon(_guarded, fn, *args)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> NoReturn:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            for fn, args in self.pending:
+                nursery.start_soon(_guarded, fn, *args)
+            self.pending.clear()
+            task_status.started()
+            await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def _guarded(fn: Any, *args: Any) -> None:
+    try:
+        await fn(*args)
+    except Exception as exc:  # background work must never take the actor down
+        log.error("background.failed", task=getattr(fn, "__name__", repr(fn)),
+                  error=repr(exc), exc_info=exc)
+
+
+class RunRuntime:
+    def __init__(self, cfg: Config, *, pg: Any, graphs: Any, registry: RunRegistry,
+                 intake_stopped: trio.Event, metrics: Any, redis: Any = None) -> None:
+        self.cfg = cfg
+        self.owner = instance_id()
+        self.background = Background()
+        self.cancel_bus: Any = None
+        self.queue: Any
+        self.broker: Any
+        if redis is not None:
+            # Distributed mode (REDIS_BROKER_ENABLED): same actors, Redis adapters.
+            from aegra.adapters.redis.broker import RedisBroker
+            from aegra.adapters.redis.cancel import RedisCancelBus
+            from aegra.adapters.redis.queue import RedisQueue
+
+            self.broker = RedisBroker(redis.client)
+            self.queue = RedisQueue(redis.client, pg, poll_s=cfg.reaper.postgres_poll_interval_s,
+                                    spawn=self.background.spawn)
+            self.cancel_bus = RedisCancelBus(redis.client, self.broker.fanout)
+        else:
+            self.queue = MemoryQueue(spawn=self.background.spawn)
+            self.broker = MemoryBroker()
+        self.runs = PgRuns(pg)
+        self.leases = PgLeases(pg)
+        self.threads = PgThreads(pg)
+        self.graphs = graphs
+        self.registry = registry
+        self.metrics = metrics
+        self.service = RunService(
+            runs=self.runs, queue=self.queue, broker=self.broker, registry=registry, pg=pg,
+            graphs=graphs, delete_thread=self.delete_thread, webhook=webhook.deliver,
+            spawn=self.background.spawn, intake_stopped=intake_stopped,
+            poll_s=cfg.reaper.postgres_poll_interval_s, cancel_bus=self.cancel_bus)
+        self.runner = LangGraphRunner(graphs, self.owner)
+        self.worker_deps = WorkerDeps(
+            queue=self.queue, runs=self.runs, runner=self.runner,
+            broker=self.broker, registry=registry, owner=self.owner,
+            lease_s=cfg.lease.duration_s, job_timeout_s=cfg.worker.job_timeout_s,
+            intake_stopped=intake_stopped, after_finish=self.service.after_finish,
+            on_active=metrics.active_runs.set)
+
+    async def refresh_metrics(self) -> None:
+        """On scrape: runs by status (one grouped query) and the queue's depth."""
+        rows = await self.runs.pg.fetch("SELECT status, count(*) AS n FROM runs GROUP BY status")
+        counts = {r["status"]: r["n"] for r in rows}
+        for status in ("pending", "running", "success", "error", "timeout", "interrupted"):
+            self.metrics.runs_by_status.labels(status).set(counts.get(status, 0))
+        self.metrics.queue_depth.set(await self.queue.depth())
+
+    async def open(self) -> None:
+        self.metrics.refreshers.append(self.refresh_metrics)
+        if hasattr(self.broker, "open"):
+            await self.broker.open()
+
+    async def close(self) -> None:
+        if hasattr(self.broker, "close"):
+            await self.broker.close()
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await self.threads.delete([thread_id])
+        await self.graphs.delete_checkpoints([thread_id])
+
+    def outer_actors(self) -> list[ActorSpec]:
+        """Outer group: lives through the drain (leases must stay alive meanwhile)."""
+        cfg = self.cfg
+        actors = [
+            ActorSpec("background", self.background.run),
+            ActorSpec("heartbeater", partial(
+                run_heartbeater, self.leases, self.registry, owner=self.owner,
+                lease_s=cfg.lease.duration_s, interval_s=cfg.lease.heartbeat_interval_s,
+                on_beat=getattr(self.broker, "touch", None))),
+        ]
+        if self.cancel_bus is not None:
+            actors.append(ActorSpec("cancel_listener", partial(
+                run_cancel_listener, self.cancel_bus, self.registry,
+                partial(self.leases.cancel_requests, self.owner))))
+        return actors
+
+    def work_actors(self) -> list[ActorSpec]:
+        cfg = self.cfg
+        jobs = cfg.worker.jobs_per_worker
+        workers = [ActorSpec(f"worker-{i}", partial(run_worker, self.worker_deps, jobs))
+                   for i in range(cfg.worker.count)]
+        reaper = ActorSpec("reaper", partial(
+            run_reaper, self.leases, self.queue, self.runner.finished, self.service.settled,
+            interval_s=cfg.reaper.interval_s, max_retries=cfg.worker.max_retries,
+            stuck_pending_s=cfg.reaper.stuck_pending_threshold_s))
+        crons = [ticker_spec(self)] if cfg.cron.enabled else []
+        return [*workers, reaper, *crons]
+
+    async def recover(self) -> None:
+        """Startup: the in-memory queue is empty, so pending runs are queued again. Runs a
+        dead process left ``running`` come back through the reaper once their lease ends."""
+        if self.cancel_bus is not None:
+            return  # Redis mode: the queue outlived us; the reaper resends lost messages
+        pending = await self.runs.pending_ids()
+        for run_id in pending:
+            await self.queue.put(run_id)
+        if pending:
+            log.info("runs.requeued_at_startup", count=len(pending))
