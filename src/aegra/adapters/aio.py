@@ -1,0 +1,79 @@
+"""The asyncio bridge: the ONLY module that imports trio_asyncio (DESIGN §2).
+
+The supervisor opens one loop for the life of the process (``open_loop``), outermost;
+adapters cross into asyncio with ``call`` (one crossing, ~40 µs of CPU) or wrap a whole
+coroutine function with ``aio``. Nothing asyncio-shaped is returned to Trio code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import trio
+import trio_asyncio  # must be imported before psycopg_pool (DESIGN §2 import-order trap)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def open_loop() -> AsyncIterator[None]:
+    async with trio_asyncio.open_loop() as loop:
+        # trio-asyncio's default handler re-raises into the loop's nursery, so one stray
+        # "Task exception was never retrieved" from any library would stop the whole
+        # server. A server logs it, as plain asyncio does, and keeps serving.
+        loop.set_exception_handler(_log_loop_error)
+        yield
+
+
+def _log_loop_error(loop: Any, context: dict[str, Any]) -> None:
+    from aegra.logs import get_logger
+
+    exc = context.get("exception")
+    get_logger("aegra.asyncio").error(
+        "asyncio.unhandled", message=context.get("message"),
+        error=repr(exc) if exc else None, exc_info=exc)
+
+
+def aio(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Decorate an ``async def`` written for asyncio so Trio code can await it."""
+    return trio_asyncio.aio_as_trio(fn)  # type: ignore[no-any-return]
+
+
+async def call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run one asyncio coroutine function from Trio."""
+    return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+def trio_as_aio(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Let asyncio code (e.g. a LangGraph node callback) await a Trio function."""
+    return trio_asyncio.trio_as_aio(fn)  # type: ignore[no-any-return]
+
+
+async def call_to_the_end(fn: Callable[..., Awaitable[T]], *args: Any,
+                          recancel_s: float = 1.0, limit_s: float = 30.0) -> T:
+    """Like ``call``, for work that must stop when its Trio scope is cancelled (a run).
+
+    trio-asyncio throws one CancelledError into the asyncio task; asyncio code that
+    swallows it keeps running with nobody listening (seen under load: a cancelled run's
+    graph ran to completion and the run ended ``success``). So the cancel is repeated
+    every ``recancel_s`` until the task has really ended, which also means nothing of
+    the run still executes when Trio sees ``Cancelled``; bounded by ``limit_s``.
+    """
+    task = asyncio.ensure_future(fn(*args), loop=trio_asyncio.current_loop.get())
+    done = trio.Event()
+    task.add_done_callback(lambda _task: done.set())
+    try:
+        await done.wait()
+    except trio.Cancelled:
+        with trio.move_on_after(limit_s, shield=True):
+            while not task.done():
+                task.cancel()
+                with trio.move_on_after(recancel_s):
+                    await done.wait()
+        raise
+    return task.result()
+

@@ -1,0 +1,1 @@
+"""LangGraph lives wholly in this package (STYLE §3)."""

@@ -1,0 +1,266 @@
+"""GraphRunner: executes one claimed run with LangGraph, crossing the bridge once.
+
+The asyncio side (``_drive``) iterates ``graph.astream`` and emits each chunk to the run's
+event producer as it arrives, so streaming costs no bridge crossing per event. Cancelling
+the Trio scope around ``execute`` cancels the asyncio task, repeatedly until it has ended
+(``aio.call_to_the_end``: a single asyncio cancel was seen swallowed inside the graph).
+The modes LangGraph is asked for are the client's plus ``values`` and ``updates``, which
+the server needs for the /wait result and to see interrupts; unrequested ones are not
+published.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from langgraph.types import Command, Send
+
+from aegra.adapters import aio
+from aegra.adapters.langgraph.fenced import FencedOut, fence
+from aegra.adapters.langgraph.serde import encode, to_json
+from aegra.adapters.langgraph.streams import Messages, chunks
+from aegra.domain.ports import ClaimedRun, Outcome
+from aegra.domain.runs import STREAM_MODES
+
+
+def run_config(claimed: ClaimedRun) -> dict[str, Any]:
+    p = claimed.params
+    config = copy.deepcopy(p.get("config") or {})
+    configurable = dict(config.get("configurable") or {})
+    # Server-pinned keys: a client must never choose the thread the checkpointer writes to.
+    configurable.update(
+        thread_id=claimed.thread_id, run_id=claimed.run_id,
+        assistant_id=claimed.assistant_id, graph_id=p.get("graph_id"),
+    )
+    if claimed.user_id:
+        configurable["user_id"] = claimed.user_id
+    checkpoint = p.get("checkpoint") or {}
+    configurable.pop("checkpoint_id", None)
+    configurable.pop("checkpoint_ns", None)
+    if checkpoint.get("checkpoint_id"):
+        configurable["checkpoint_id"] = checkpoint["checkpoint_id"]
+        if checkpoint.get("checkpoint_ns"):
+            configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    config["configurable"] = configurable
+    metadata = dict(config.get("metadata") or {})
+    metadata.update(claimed.metadata or {})
+    metadata.update(run_id=claimed.run_id, thread_id=claimed.thread_id,
+                    graph_id=p.get("graph_id"), assistant_id=claimed.assistant_id,
+                    run_attempt=claimed.attempt)
+    config["metadata"] = metadata
+    config["run_id"] = claimed.run_id
+    return config
+
+
+def _command(raw: dict[str, Any]) -> Command:
+    goto = raw.get("goto")
+    if goto is not None:
+        items = goto if isinstance(goto, list) else [goto]
+        goto = [Send(g["node"], g.get("input")) if isinstance(g, dict) else g for g in items]
+    update = raw.get("update")
+    if isinstance(update, list):
+        update = [tuple(pair) for pair in update]
+    kwargs: dict[str, Any] = {}
+    if "resume" in raw:
+        kwargs["resume"] = raw["resume"]
+    if update is not None:
+        kwargs["update"] = update
+    if goto is not None:
+        kwargs["goto"] = goto
+    return Command(**kwargs)
+
+
+async def _drive(graph: Any, claimed: ClaimedRun, config: dict[str, Any], producer: Any,
+                 owner: str) -> Outcome:
+    fence(claimed.run_id, owner, claimed.attempt)  # every checkpoint write carries the claim
+    p = claimed.params
+    emit = producer.emit
+    emit("metadata", encode({"run_id": claimed.run_id, "attempt": claimed.attempt}))
+    requested = set(p.get("stream_mode") or ["values"])
+    subgraphs = bool(p.get("stream_subgraphs"))
+    modes = sorted({STREAM_MODES[m] for m in requested if m in STREAM_MODES and m != "events"}
+                   | {"values", "updates"})
+    stream_input: Any = p.get("input")
+    if p.get("command") is not None:
+        stream_input = _command(p["command"])
+    if claimed.attempt > 1:
+        done, started = await _resume_point(graph, claimed, config)
+        if done is not None:
+            return done
+        if started:  # continue from the last checkpoint: completed steps do not run again
+            stream_input = None
+    kwargs: dict[str, Any] = {"stream_mode": modes, "subgraphs": subgraphs}
+    for key in ("interrupt_before", "interrupt_after", "durability"):
+        if p.get(key) is not None:
+            kwargs[key] = p[key]
+    if p.get("context"):
+        kwargs["context"] = p["context"]
+    messages = Messages(emit) if "messages" in requested else None
+    last_values: Any = None
+    interrupted = False
+    try:
+        async for chunk in chunks(graph, stream_input, config, kwargs,
+                                   emit if "events" in requested else None):
+            if subgraphs:
+                ns, mode, data = chunk
+            else:
+                ns, (mode, data) = (), chunk
+            suffix = "|" + "|".join(ns) if ns else ""
+            if mode == "values":
+                if not ns:
+                    last_values = data
+                if "values" in requested:
+                    emit("values" + suffix, encode(data))
+            elif mode == "updates":
+                if not ns and isinstance(data, dict) and "__interrupt__" in data:
+                    interrupted = True
+                if "updates" in requested:
+                    emit("updates" + suffix, encode(data))
+            elif mode == "messages":
+                if "messages-tuple" in requested:
+                    emit("messages" + suffix, encode(data))
+                if messages is not None:
+                    messages.feed(*data)
+            else:
+                emit(mode + suffix, encode(data))
+    except FencedOut:
+        return Outcome(status="fenced")
+    except Exception as exc:  # a graph error is an outcome, not a crash
+        if _fenced(exc):
+            return Outcome(status="fenced")
+        error = {"error": type(exc).__name__, "message": str(exc)}
+        emit("error", encode(error))
+        return Outcome(status="error", values=to_json(last_values), error=error)
+    return Outcome(status="success", values=to_json(last_values), interrupted=interrupted)
+
+
+def _fenced(exc: BaseException) -> bool:
+    """LangGraph may wrap a failed checkpoint write; look through the chain."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, FencedOut):
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return any(_fenced(e) for e in exc.exceptions)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return False
+
+
+def _started(state: Any, claimed: ClaimedRun) -> bool:
+    """Did an earlier attempt of this run already write checkpoints?"""
+    return bool(state and state.metadata and state.metadata.get("run_id") == claimed.run_id)
+
+
+def _complete(state: Any) -> bool:
+    """Does this checkpoint show the graph finished? Only when no task is left at all.
+
+    ``state.next`` is not enough: it omits tasks whose writes were already saved, so it is
+    also empty when the last step's tasks all finished but the checkpoint after them was
+    never written (``durability="async"`` saves it while the next step already runs; a
+    crash in between leaves exactly that). Resuming such a run applies those saved writes
+    and continues; calling it finished would return a partial output."""
+    return not state.next and not state.tasks
+
+
+async def _resume_point(graph: Any, claimed: ClaimedRun, config: dict[str, Any]
+                        ) -> tuple[Outcome | None, bool]:
+    """For a retried run: (outcome if its graph already finished, whether it had started).
+
+    A run whose last checkpoint shows the graph finished is finalized with that output,
+    never run again; one that had started resumes from its latest checkpoint.
+    """
+    latest = {**config, "configurable": {
+        k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}}
+    state = await graph.aget_state(latest)
+    if not _started(state, claimed):
+        return None, False
+    config["configurable"].pop("checkpoint_id", None)
+    if _complete(state):
+        return Outcome(status="success", values=to_json(state.values)), True
+    return None, True
+
+
+async def _thread_view(graph: Any, config: dict[str, Any]) -> tuple[Any, dict[str, Any], bool]:
+    """Latest values and pending interrupts by task id, for the thread row."""
+    latest = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+    state = await graph.aget_state(latest)
+    interrupts = {t.id: to_json(list(t.interrupts)) for t in state.tasks if t.interrupts}
+    return to_json(state.values), interrupts, bool(state.next)
+
+
+async def _finished(graph: Any, config: dict[str, Any], run_id: str) -> tuple[bool, Any]:
+    """Did this run's graph finish (for a run whose retries are exhausted)?
+
+    Also true when the last step's tasks all finished and saved their writes but the
+    final checkpoint was not written (a crash right after the last node, with
+    ``durability="async"``), provided none of those writes would start another task:
+    that work is complete and must not be failed for lack of retries."""
+    state = await graph.aget_state(config)
+    meta = state.metadata or {}
+    if meta.get("run_id") != run_id or state.next:
+        return False, None
+    if state.tasks and not await _only_final_writes(graph, state):
+        return False, None
+    return True, to_json(state.values)
+
+
+async def _only_final_writes(graph: Any, state: Any) -> bool:
+    """Every pending task finished, and none of their saved writes triggers a node."""
+    if any(t.error or t.interrupts for t in state.tasks):
+        return False
+    saved = await graph.checkpointer.aget_tuple(state.config)
+    triggers = {ch for node in graph.nodes.values() for ch in node.triggers}
+    triggers.add("__pregel_tasks")  # Send()
+    return not any(channel in triggers for _task, channel, _value in
+                   (saved.pending_writes if saved is not None else ()))
+
+
+class LangGraphRunner:
+    """Trio-side GraphRunner over the graph registry (``open(graph_id, config)``)."""
+
+    def __init__(self, graphs: Any, owner: str = "") -> None:
+        self.graphs = graphs
+        self.owner = owner  # this instance's claim identity, for checkpoint fencing
+
+    async def execute(self, claimed: ClaimedRun, producer: Any
+                      ) -> tuple[Outcome, Any, dict[str, Any]]:
+        """Run it; returns (outcome, thread values, thread interrupts by task)."""
+        config = run_config(claimed)
+
+        async def _all(graph: Any) -> tuple[Outcome, Any, dict[str, Any]]:
+            outcome = await _drive(graph, claimed, config, producer, self.owner)
+            values, interrupts, paused = None, {}, False
+            if outcome.status == "fenced":
+                return outcome, None, {}
+            if outcome.status == "success" and outcome.interrupted:
+                values, interrupts, paused = await _thread_view(graph, config)
+            elif outcome.values is not None:
+                values = outcome.values
+            if isinstance(values, dict):
+                values = {k: v for k, v in values.items() if k != "__interrupt__"}
+            outcome.interrupted = outcome.interrupted or paused
+            return outcome, values, interrupts
+
+        # A run is the platform's "threads.create_run" access: factories taking a
+        # ServerRuntime get the execution runtime with the run's context.
+        async with self.graphs.open(claimed.params["graph_id"], config,
+                                    access="threads.create_run",
+                                    context=claimed.params.get("context")) as graph:
+            return await aio.call_to_the_end(_all, graph)
+
+    async def thread_view(self, graph_id: str, thread_id: str
+                          ) -> tuple[Any, dict[str, Any], bool]:
+        config = {"configurable": {"thread_id": thread_id}}
+        async with self.graphs.open(graph_id, config) as graph:
+            return await aio.call(_thread_view, graph, config)
+
+    async def finished(self, graph_id: str | None, thread_id: str, run_id: str
+                       ) -> tuple[bool, Any]:
+        """(True, output) when this run's last checkpoint shows its graph completed."""
+        if graph_id is None or graph_id not in self.graphs:
+            return False, None
+        config = {"configurable": {"thread_id": thread_id}}
+        async with self.graphs.open(graph_id, config) as graph:
+            return await aio.call(_finished, graph, config, run_id)

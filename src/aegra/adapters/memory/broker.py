@@ -1,0 +1,167 @@
+"""In-memory EventBroker: per-run replay buffer + live fan-out (single instance).
+
+Producers run on the asyncio side of the bridge but in Trio's thread, so ``emit`` appends
+and delivers synchronously: a subscriber registers and snapshots the buffer in one step
+with no await in between, which makes replay-then-live exact (no gap, no duplicate).
+Each subscriber reads through a bounded channel; one that falls ``max_lag`` events behind
+is cut off (its iterator ends with ``lagged``) and may resume with Last-Event-ID, so a slow
+reader never grows server memory. Finished runs keep their buffer ``retention_s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+
+from aegra.domain.ports import StreamEvent
+from aegra.domain.runs import event_id
+
+
+def frame(run_id: str, seq: int, name: str, data: bytes) -> bytes:
+    return b"event: %s\ndata: %s\nid: %s\n\n" % (
+        name.encode(), data, event_id(run_id, seq).encode())
+
+
+class _Log:
+    __slots__ = ("events", "subscribers", "done", "done_event", "result", "expires")
+
+    def __init__(self) -> None:
+        self.events: list[StreamEvent] = []
+        self.subscribers: set[MemorySubscription] = set()
+        self.done = False
+        self.done_event = trio.Event()
+        self.result: Any = None
+        self.expires: float | None = None
+
+
+class MemorySubscription:
+    def __init__(self, log: _Log, max_lag: int) -> None:
+        self._log = log
+        self._send, self._recv = trio.open_memory_channel[StreamEvent](max_lag)
+        self.lagged = False
+
+    def _deliver(self, event: StreamEvent) -> None:
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            self.lagged = True
+            self._close()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _close(self) -> None:
+        self._log.subscribers.discard(self)
+        self._send.close()
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        # The channel itself, not an async generator: ``sse.run_events`` times out each
+        # wait for the next event to send keepalives, and a cancelled wait inside a
+        # generator's frame finishes the generator, which ended every stream quiet for
+        # longer than the keepalive interval without its `end` (and cancelled the run of
+        # an on_disconnect=cancel stream). A cancelled ``receive`` loses nothing.
+        return self._recv
+
+    async def aclose(self) -> None:
+        self._close()
+        await self._recv.aclose()
+
+
+class MemoryProducer:
+    """Asyncio-side handle of one run's stream (sync ``emit``)."""
+
+    def __init__(self, broker: MemoryBroker, run_id: str) -> None:
+        self._broker = broker
+        self.run_id = run_id
+
+    def emit(self, name: str, data: bytes) -> None:
+        self._broker.emit(self.run_id, name, data)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MemoryBroker:
+    def __init__(self, *, max_lag: int = 2048, retention_s: float = 3600.0) -> None:
+        self._logs: dict[str, _Log] = {}
+        self.max_lag = max_lag
+        self.retention_s = retention_s
+
+    def _log(self, run_id: str) -> _Log:
+        log = self._logs.get(run_id)
+        if log is None:
+            self._expire()
+            log = self._logs[run_id] = _Log()
+        return log
+
+    def _expire(self) -> None:
+        now = trio.current_time()
+        for run_id in [r for r, log in self._logs.items()
+                       if log.expires is not None and log.expires < now]:
+            del self._logs[run_id]
+
+    def producer(self, run_id: str) -> MemoryProducer:
+        return MemoryProducer(self, run_id)
+
+    def emit(self, run_id: str, name: str, data: bytes) -> None:
+        log = self._log(run_id)
+        seq = len(log.events) + 1
+        event = StreamEvent(seq, name, frame(run_id, seq, name, data))
+        log.events.append(event)
+        for sub in list(log.subscribers):
+            sub._deliver(event)
+
+    async def subscribe(self, run_id: str, after_seq: int) -> MemorySubscription:
+        log = self._log(run_id)
+        sub = MemorySubscription(log, self.max_lag + max(0, len(log.events) - after_seq))
+        for event in log.events[after_seq:]:
+            sub._deliver(event)
+        if log.done:
+            sub._send.close()
+        else:
+            log.subscribers.add(sub)
+        return sub
+
+    healthy = True  # nothing to lose: the in-memory broker is always reachable
+
+    async def drain(self, producer: Any) -> None:
+        """Wait until everything a producer emitted is published (nothing to wait for)."""
+
+    async def has(self, run_id: str) -> bool:
+        return run_id in self._logs
+
+    async def finish(self, run_id: str, result: Any,
+                     final: tuple[tuple[str, bytes], ...] = ()) -> None:
+        """Append ``final`` events, mark the run done with its result; subscribers end."""
+        for name, data in final:
+            self.emit(run_id, name, data)
+        log = self._log(run_id)
+        log.done = True
+        log.result = result
+        log.expires = trio.current_time() + self.retention_s
+        for sub in list(log.subscribers):
+            sub._close()
+        log.done_event.set()
+
+    async def reset(self, run_id: str) -> None:
+        """A run about to execute again (requeued): it is live again, events continue."""
+        log = self._logs.get(run_id)
+        if log is not None and log.done:
+            log.done = False
+            log.done_event = trio.Event()
+            log.expires = None
+
+    async def result(self, run_id: str) -> tuple[bool, Any]:
+        log = self._logs.get(run_id)
+        if log is None or not log.done:
+            return False, None
+        return True, log.result
+
+    async def wait_done(self, run_id: str) -> Any:
+        log = self._log(run_id)
+        await log.done_event.wait()
+        return log.result
+
+    def known(self, run_id: str) -> bool:
+        return run_id in self._logs

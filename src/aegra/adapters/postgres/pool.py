@@ -1,0 +1,152 @@
+"""asyncpg pool behind Trio-flavoured methods (one bridge crossing per call).
+
+Multi-statement work should not call these in a loop: write an ``async def`` that takes a
+connection and pass it to ``run`` so the whole unit crosses the bridge once and holds one
+connection (DESIGN §2: count round trips). Rows come back as plain dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from aegra.adapters.aio import aio
+from aegra.domain.errors import StoreUnavailable
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+_NUL = "\\u0000"
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def encode_json(value: Any) -> str:
+    """JSONB text; PostgreSQL rejects NUL in jsonb strings, so NULs are dropped (DESIGN §6)."""
+    text = _encoder.encode(value).decode()
+    if _NUL in text:
+        text = _encoder.encode(_strip_nul(msgspec.json.decode(text))).decode()
+    return text
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("jsonb", "json"):
+        await conn.set_type_codec(
+            typename, encoder=encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection without asyncpg's default reset query.
+
+    That query (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``) costs a
+    round trip and a transaction per pooled call, to undo session state this pool never
+    creates: no session-level advisory locks (only ``pg_advisory_xact_lock``), cursors,
+    LISTEN or SET. asyncpg still rolls back an open transaction and drops listeners
+    before calling this. Keep it that way, or restore the reset.
+    """
+
+
+# Errors that mean "the database is not there", mapped to StoreUnavailable at this edge.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+class PgPool:
+    """Owns one asyncpg pool; open and close it inside the bridge's loop."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10,
+                 connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self._min = min_size
+        self._max = max_size
+        self._timeout = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def raw(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreUnavailable("database pool is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        @aio
+        async def _open() -> asyncpg.Pool:
+            return await asyncpg.create_pool(
+                self.dsn, min_size=self._min, max_size=self._max, init=_init_connection,
+                reset=_keep_session, timeout=self._timeout, command_timeout=60,
+            )
+        try:
+            self._pool = await _open()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+
+        @aio
+        async def _close() -> None:
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except asyncio.TimeoutError:
+                pool.terminate()
+        await _close()
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` (an asyncio coroutine function) on one pooled connection."""
+        pool = self.raw
+
+        @aio
+        async def _run() -> T:
+            async with pool.acquire() as conn:
+                return await fn(conn, *args)
+        try:
+            return await _run()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async def _q(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
+        return await self.run(_q)
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        async def _q(conn: asyncpg.Connection) -> dict[str, Any] | None:
+            row = await conn.fetchrow(sql, *args)
+            return dict(row) if row is not None else None
+        return await self.run(_q)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async def _q(conn: asyncpg.Connection) -> Any:
+            return await conn.fetchval(sql, *args)
+        return await self.run(_q)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        async def _q(conn: asyncpg.Connection) -> str:
+            return await conn.execute(sql, *args)  # type: ignore[no-any-return]
+        return await self.run(_q)
+
+    async def ping(self, timeout_s: float = 2.0) -> None:
+        async def _q(conn: asyncpg.Connection) -> None:
+            await conn.fetchval("SELECT 1", timeout=timeout_s)
+        await self.run(_q)
