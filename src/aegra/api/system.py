@@ -1,0 +1,154 @@
+"""System endpoints: /, /ok, /info, /health, /ready, /live, /metrics, /openapi.json, /docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, current_app
+
+from aegra.api import openapi
+from aegra.api.deps import deps
+from aegra.api.errors import error_body
+from aegra.api.wire import json
+from aegra.domain.errors import DomainError
+
+bp = Blueprint("system", __name__)
+
+
+@bp.get("/")
+async def root() -> Response:
+    """Server banner."""
+    return json({"message": "Aegra", "version": deps().version, "status": "running"})
+
+
+@bp.get("/ok")
+async def ok() -> Response:
+    """Cheap liveness probe (LangGraph Platform compatible)."""
+    return json({"ok": True})
+
+
+@bp.get("/live")
+async def live() -> Response:
+    """Liveness: the process answers; no dependency is checked."""
+    return json({"status": "alive"})
+
+
+@bp.get("/info")
+async def info() -> Response:
+    """Version and which features are on (Studio reads ``flags``)."""
+    d = deps()
+    cfg = d.config
+    return json({
+        "name": "Aegra",
+        "version": d.version,
+        "description": "Self-hosted LangGraph agent server on Trio",
+        "status": "running",
+        "flags": {"assistants": True, "crons": cfg.cron.enabled, "langsmith": False},
+        "features": {
+            "redis_broker": cfg.redis.enabled,
+            "metrics": cfg.http.enable_metrics,
+            "crons": cfg.cron.enabled,
+            "store_semantic_search": bool(d.features.get("store_semantic_search", False)),
+            "auth": cfg.auth.type,
+        },
+        "graphs": sorted(d.project.graphs),
+    })
+
+
+async def _check(name: str, probe: Any, timeout_s: float = 3.0) -> tuple[str, str | None]:
+    if probe is None:
+        return name, "not configured"
+    try:
+        with trio.fail_after(timeout_s):
+            await probe.ping()
+        return name, None
+    except (DomainError, trio.TooSlowError, OSError) as exc:
+        return name, str(exc) or type(exc).__name__
+
+
+@bp.get("/health")
+async def health() -> Response:
+    """Overall health and each component; 503 when the database is unreachable."""
+    d = deps()
+    checks = [("database", d.pg), ("langgraph_checkpointer", d.langgraph)]
+    if d.config.redis.enabled:
+        checks.append(("redis", d.redis))
+    results: dict[str, str | None] = {}
+
+    async def one(name: str, probe: Any) -> None:
+        key, err = await _check(name, probe)
+        results[key] = err
+
+    async with trio.open_nursery() as nursery:
+        for name, probe in checks:
+            nursery.start_soon(one, name, probe)
+    components: dict[str, Any] = {
+        name: {"status": "connected" if err is None else "unavailable", "error": err}
+        for name, err in results.items()
+    }
+    components["langgraph_store"] = components["langgraph_checkpointer"]  # one pool serves both
+    if "redis" in components and results["redis"] is not None:
+        components["redis"]["status"] = "degraded"  # runs continue by polling PostgreSQL
+    components["supervisor"] = {
+        "status": "draining" if d.board.draining else ("ready" if d.board.ready else "starting"),
+        "actors": d.board.snapshot(),
+        "running_runs": len(d.registry),
+    }
+    db_ok = results["database"] is None
+    lg_ok = results["langgraph_checkpointer"] is None
+    redis_ok = results.get("redis") is None
+    status = "healthy" if db_ok and lg_ok and redis_ok else ("degraded" if db_ok else "unhealthy")
+    body: dict[str, Any] = {
+        "status": status,
+        "database": "connected" if db_ok else "unavailable",
+        "langgraph_checkpointer": "connected" if lg_ok else "unavailable",
+        "langgraph_store": "connected" if lg_ok else "unavailable",
+        "components": components,
+    }
+    if not db_ok:
+        body.update(error_body(503, f"database unavailable: {results['database']}"))
+        body["status"] = "unhealthy"
+        return json(body, status=503)
+    return json(body)
+
+
+@bp.get("/ready")
+async def ready() -> Response:
+    """Readiness: 503 until every actor started, while draining, or without a database."""
+    d = deps()
+    if d.board.draining:
+        return json({**error_body(503, "draining: this instance is shutting down"),
+                     "status": "draining"}, status=503)
+    if not d.board.ready:
+        return json({**error_body(503, "starting: actors are not all started yet"),
+                     "status": "starting"}, status=503)
+    _, err = await _check("database", d.pg)
+    if err is not None:
+        return json({**error_body(503, f"database unavailable: {err}"), "status": "unready"},
+                    status=503)
+    return json({"status": "ready"})
+
+
+@bp.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text exposition."""
+    d = deps()
+    if not d.config.http.enable_metrics:
+        return json(error_body(404, "metrics are disabled (ENABLE_PROMETHEUS_METRICS=false)"),
+                    status=404)
+    payload, content_type = await current_app.extensions["metrics"].render()
+    return Response(payload, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+async def openapi_json() -> Response:
+    """This API's OpenAPI document."""
+    extra = current_app.extensions.get("openapi_extra_paths")
+    return json(openapi.build(current_app, "Aegra", deps().version, extra))
+
+
+@bp.get("/docs")
+async def docs() -> Response:
+    """Interactive API documentation."""
+    return Response(openapi.DOCS_HTML.format(title="Aegra"), content_type="text/html")
