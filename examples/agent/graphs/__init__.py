@@ -1,0 +1,1 @@
+"""Graphs of this project; aegra.json names them as ``./graphs/<file>.py:<attribute>``."""
