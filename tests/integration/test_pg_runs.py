@@ -197,3 +197,180 @@ async def test_blob_and_pending_writes_are_fenced_as_a_whole(migrated):
             await call(write, claimed.attempt + 1, "", "", saved)
         assert await counts() == {"c": 1, "b": 2, "w": 2}
         await pool.close()
+
+
+class _CountingSaver(FencedSaver):
+    """Counts calls queued and transactions sent (the real saver, observed)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+        self.sends = 0
+
+    async def _commit(self, fence_, statements):
+        self.calls += 1
+        await super()._commit(fence_, statements)
+
+    async def _send(self, fence_, statements):
+        self.sends += 1
+        await super()._send(fence_, statements)
+
+
+async def _saver_and_lock(dsn, run_id):
+    """A saver on its own pool, and a connection holding the run row FOR UPDATE: the
+    fence (FOR SHARE) of the first write then waits until ``lock.commit()``."""
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    lg_pool = AsyncConnectionPool(dsn, open=False, kwargs={
+        "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
+    await lg_pool.open()
+    lock = await psycopg.AsyncConnection.connect(dsn)
+    await lock.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (run_id,))
+    return _CountingSaver(lg_pool), lg_pool, lock
+
+
+async def test_writes_arriving_during_a_transaction_share_the_next_one(migrated):
+    """Group commit: ten concurrent writes of one run take two transactions (the first
+    alone, the nine queued behind it together), and each call returns committed; with
+    the claim lost, every call is refused and nothing lands."""
+    import asyncio
+
+    from aegra.adapters.aio import call
+
+    async with aio.open_loop():
+        pool = await _pool(migrated)
+        runs = PgRuns(pool)
+        run_id = (await runs.create(new("t"))).run["run_id"]
+        claimed = await runs.claim(run_id, "A", 30)
+        config = {"configurable": {"thread_id": "t", "checkpoint_ns": "",
+                                   "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
+
+        async def concurrent_writes(attempt):
+            saver, lg_pool, lock = await _saver_and_lock(migrated, run_id)
+            try:
+                fence(run_id, "A", attempt)
+                def write(i):
+                    return asyncio.ensure_future(saver.aput_writes(
+                        config, [("messages", [i]), ("n", i)], f"task-{attempt}-{i}"))
+
+                writes = [write(0)]
+                if attempt == claimed.attempt:
+                    while saver.sends < 1:  # in flight, waiting for the row lock
+                        await asyncio.sleep(0.01)
+                writes += [write(i) for i in range(1, 10)]
+                while saver.calls < 10:
+                    await asyncio.sleep(0.01)
+                await lock.commit()
+                results = await asyncio.gather(*writes, return_exceptions=True)
+                return saver.sends, results
+            finally:
+                await lock.close()
+                await lg_pool.close()
+
+        sends, results = await call(concurrent_writes, claimed.attempt)
+        assert sends == 2
+        assert results == [None] * 10
+        assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 20
+        # A lost claim: the fence matches no row, so nothing waits on the lock and the
+        # calls fail in however many groups they happen to form; none lands.
+        sends, results = await call(concurrent_writes, claimed.attempt + 1)
+        assert all(isinstance(r, FencedOut) for r in results), results
+        assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 20
+        await pool.close()
+
+
+async def test_a_cancelled_writer_leaves_its_write_whole(migrated):
+    """A caller cancelled while its write is queued: the write is still sent whole with
+    its group (never half of it), and the group's other callers are unaffected."""
+    import asyncio
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from aegra.adapters.aio import call
+
+    async with aio.open_loop():
+        pool = await _pool(migrated)
+        runs = PgRuns(pool)
+        run_id = (await runs.create(new("t"))).run["run_id"]
+        claimed = await runs.claim(run_id, "A", 30)
+        config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+
+        async def scenario():
+            saver, lg_pool, lock = await _saver_and_lock(migrated, run_id)
+            try:
+                fence(run_id, "A", claimed.attempt)
+                first = asyncio.ensure_future(saver.aput_writes(
+                    {"configurable": {**config["configurable"], "checkpoint_id": "c0"}},
+                    [("messages", ["x"])], "task-0"))
+                while saver.sends < 1:  # in flight, waiting for the row lock
+                    await asyncio.sleep(0.01)
+                checkpoint = {**empty_checkpoint(), "id": "1ef00000-0000-6000-8000-000000000009",
+                              "channel_values": {"messages": ["hi"], "n": {"k": 1}}}
+                victim = asyncio.ensure_future(saver.aput(
+                    config, checkpoint, {"source": "loop", "step": 0},
+                    {"messages": "1", "n": "1"}))
+                while saver.calls < 2:
+                    await asyncio.sleep(0.01)
+                victim.cancel()
+                await lock.commit()
+                await first
+                with pytest.raises(asyncio.CancelledError):
+                    await victim
+                while saver._groups:  # the group still sends the cancelled caller's write
+                    await asyncio.sleep(0.01)
+                return saver.sends
+            finally:
+                await lock.close()
+                await lg_pool.close()
+
+        assert await call(scenario) == 2
+        row = await pool.fetchrow(
+            """SELECT (SELECT count(*) FROM checkpoints) AS c,
+                      (SELECT count(*) FROM checkpoint_blobs) AS b,
+                      (SELECT count(*) FROM checkpoint_writes) AS w""")
+        assert row == {"c": 1, "b": 2, "w": 1}
+        await pool.close()
+
+
+async def test_a_write_interrupted_midway_commits_nothing(migrated):
+    """The pipelined transaction: an exception (a cancellation, say) after part of the
+    statements were queued rolls them all back, and a lost fence aborts the rest; the
+    connection goes back to the pool idle either way."""
+    import asyncio
+
+    from psycopg.pq import TransactionStatus
+
+    from aegra.adapters.aio import call
+    from aegra.adapters.langgraph.fenced import _fenced_transaction
+
+    async with aio.open_loop():
+        pool = await _pool(migrated)
+        runs = PgRuns(pool)
+        run_id = (await runs.create(new("t"))).run["run_id"]
+        claimed = await runs.claim(run_id, "A", 30)
+        insert = ("INSERT INTO checkpoint_migrations (v) VALUES (%s)",
+                  [(1000 + i,) for i in range(500)])
+
+        async def scenario():
+            conn = await psycopg.AsyncConnection.connect(migrated, autocommit=True)
+            try:
+                with pytest.raises(asyncio.CancelledError):
+                    async with _fenced_transaction(conn, (run_id, "A", claimed.attempt)) as cur:
+                        await cur.executemany(*insert)
+                        raise asyncio.CancelledError
+                idle_after_cancel = conn.info.transaction_status
+                with pytest.raises(FencedOut):
+                    async with _fenced_transaction(conn, (run_id, "B", claimed.attempt)) as cur:
+                        await cur.executemany(*insert)
+                idle_after_fence = conn.info.transaction_status
+                async with _fenced_transaction(conn, (run_id, "A", claimed.attempt)) as cur:
+                    await cur.execute(*insert[0:1], (2000,))
+                return idle_after_cancel, idle_after_fence
+            finally:
+                await conn.close()
+
+        assert await call(scenario) == (TransactionStatus.IDLE, TransactionStatus.IDLE)
+        assert await pool.fetchval(
+            "SELECT array_agg(v) FROM checkpoint_migrations WHERE v >= 1000") == [2000]
+        await pool.close()

@@ -6,14 +6,25 @@ match, or the transaction aborts (division by zero on an empty match) and nothin
 written. A worker that lost its lease therefore cannot write a single checkpoint more;
 the run sees ``FencedOut`` and is cancelled locally.
 
-Two more changes from the base class, both about cost: the class-wide asyncio lock is not
-taken (it serializes every checkpoint operation of the process, which is only needed for
-a single shared connection, not a pool), and a write is one transaction instead of one
-autocommit transaction per statement.
+The rest is about cost; what is written, and when a write counts as done, is LangGraph's:
+
+- the class-wide asyncio lock is not taken (it serializes every checkpoint operation of
+  the process, which is only needed for a single shared connection, not a pool);
+- a write is one pipelined transaction: BEGIN, fence, inserts and COMMIT leave in one
+  round trip. An explicit transaction rather than the pipeline's implicit one, so that an
+  exception or a cancellation inside the block rolls back instead of committing what was
+  already queued (part of an ``executemany``, say; the official saver would commit it);
+- group commit: a run's ``aput`` and ``aput_writes`` calls that arrive while one of its
+  writes is in flight are sent together in the next transaction. With LangGraph's default
+  ``durability="async"`` the loop does not wait for its writes, so a step's pending
+  writes and the next checkpoint usually share a transaction. Each call still returns
+  only once its own statements are committed, in the order the calls were made, and a
+  transaction carries whole calls only: a group is all or nothing, like a single write.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -22,39 +33,163 @@ from typing import Any
 import psycopg
 from langgraph.checkpoint.postgres import _ainternal
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
+Fence = tuple[str, str, int]
 # (run_id, owner, attempt) of the run executing in this asyncio context, if any.
-FENCE: ContextVar[tuple[str, str, int] | None] = ContextVar("aegra_fence", default=None)
+FENCE: ContextVar[Fence | None] = ContextVar("aegra_fence", default=None)
+# Set while LangGraph's aput/aput_writes runs: their statements are recorded, not sent.
+_GROUPED: ContextVar[bool] = ContextVar("aegra_grouped_write", default=False)
 
 _FENCE_SQL = (
     "SELECT 1 / count(*) FROM (SELECT 1 FROM runs WHERE run_id = %s AND claimed_by = %s "
     "AND attempt = %s AND status = 'running' FOR SHARE) AS claim"
 )
 
+# (executemany?, query, params) as the base class would have sent it.
+Statement = tuple[bool, Any, Any]
+
 
 class FencedOut(Exception):
     """This worker no longer holds the run: the checkpoint write was refused."""
 
 
+class _Recorder:
+    """Stands in for the cursor inside LangGraph's write methods: keeps the statements."""
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+
+    async def execute(self, query: Any, params: Any = None) -> None:
+        self.statements.append((False, query, params))
+
+    async def executemany(self, query: Any, params_seq: Any) -> None:
+        self.statements.append((True, query, list(params_seq)))
+
+
+class _Group:
+    """One run's writes waiting for, or in, a transaction."""
+
+    __slots__ = ("queue", "task")
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[list[Statement], asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+
 class FencedSaver(AsyncPostgresSaver):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._groups: dict[Fence, _Group] = {}
+
+    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+        token = _GROUPED.set(True)
+        try:
+            return await super().aput(*args, **kwargs)
+        finally:
+            _GROUPED.reset(token)
+
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        token = _GROUPED.set(True)
+        try:
+            await super().aput_writes(*args, **kwargs)
+        finally:
+            _GROUPED.reset(token)
+
     @asynccontextmanager
-    async def _cursor(self, *, pipeline: bool = False
-                      ) -> AsyncIterator[psycopg.AsyncCursor[DictRow]]:
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
+        fence = FENCE.get()
+        if pipeline and fence is not None and _GROUPED.get():
+            recorder = _Recorder()
+            yield recorder  # an exception in the block sends nothing
+            await self._commit(fence, recorder.statements)
+            return
         async with _ainternal.get_connection(self.conn) as conn:
             if not pipeline:
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
                 return
-            fence = FENCE.get()
+            async with _fenced_transaction(conn, fence) as cur:
+                yield cur
+
+    async def _commit(self, fence: Fence, statements: list[Statement]) -> None:
+        """Queue a call's statements on its run's group; return once they are committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        group = self._groups.get(fence)
+        if group is None:
+            group = self._groups[fence] = _Group()
+        group.queue.append((statements, done))
+        if group.task is None:
+            group.task = loop.create_task(self._flush(fence, group))
+        # A cancelled caller cancels only its wait: once queued, its statements are sent
+        # whole with the rest of the group (fenced, so never after the claim is gone).
+        await done
+
+    async def _flush(self, fence: Fence, group: _Group) -> None:
+        try:
+            while group.queue:
+                batch, group.queue = group.queue, []
+                try:
+                    await self._send(fence, [s for stmts, _ in batch for s in stmts])
+                except asyncio.CancelledError:
+                    for _, done in batch:
+                        done.cancel()
+                    raise
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            for _, done in group.queue:  # only when the loop itself is going away
+                done.cancel()
+            group.queue = []
+            group.task = None
+            if self._groups.get(fence) is group:
+                del self._groups[fence]
+
+    async def _send(self, fence: Fence, statements: list[Statement]) -> None:
+        async with _ainternal.get_connection(self.conn) as conn, \
+                _fenced_transaction(conn, fence) as cur:
+            for many, query, params in statements:
+                if many:
+                    await cur.executemany(query, params)
+                else:
+                    await cur.execute(query, params)
+
+
+@asynccontextmanager
+async def _fenced_transaction(conn: psycopg.AsyncConnection[Any], fence: Fence | None
+                              ) -> AsyncIterator[psycopg.AsyncCursor[DictRow]]:
+    """BEGIN, the fence, the block's statements and COMMIT in one round trip.
+
+    The connection is in autocommit mode, so the transaction is spelt out as statements:
+    psycopg's ``conn.transaction()`` would add a Sync (a round trip) after BEGIN and
+    before COMMIT. COMMIT is queued only when the block ends normally; otherwise the
+    pipeline's Sync leaves the transaction open and it is rolled back here, so nothing
+    the block queued is committed (the pipeline's implicit transaction would be).
+    """
+    try:
+        async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+            await cur.execute("BEGIN")
+            if fence is not None:
+                await cur.execute(_FENCE_SQL, fence)
+            yield cur
+            await cur.execute("COMMIT")
+    except psycopg.errors.DivisionByZero:
+        raise FencedOut(f"run {fence[0] if fence else '?'}: claim lost") from None
+    finally:
+        status = conn.info.transaction_status
+        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             try:
-                async with conn.transaction(), conn.cursor(binary=True,
-                                                           row_factory=dict_row) as cur:
-                    if fence is not None:
-                        await cur.execute(_FENCE_SQL, fence)
-                    yield cur
-            except psycopg.errors.DivisionByZero:
-                raise FencedOut(f"run {fence[0] if fence else '?'}: claim lost") from None
+                await conn.rollback()
+            except psycopg.Error:
+                pass  # the pool discards a connection it cannot reset
 
 
 def fence(run_id: str, owner: str, attempt: int) -> Any:
