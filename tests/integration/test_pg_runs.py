@@ -374,3 +374,99 @@ async def test_a_write_interrupted_midway_commits_nothing(migrated):
         assert await pool.fetchval(
             "SELECT array_agg(v) FROM checkpoint_migrations WHERE v >= 1000") == [2000]
         await pool.close()
+
+
+async def test_write_behind_returns_at_once_and_settle_waits_for_the_commit(migrated,
+                                                                            monkeypatch):
+    """Write-behind (durability="async"): writes return at once and share a transaction;
+    settle() returns only once it is committed (not while it waits for the row lock),
+    and with the claim lost settle() raises FencedOut and nothing lands."""
+    import asyncio
+
+    from aegra.adapters.aio import call
+    from aegra.adapters.langgraph import fenced
+
+    # A linger longer than the test: only settle() starts the send, whatever the load.
+    monkeypatch.setattr(fenced, "LINGER_S", 60.0)
+    async with aio.open_loop():
+        pool = await _pool(migrated)
+        runs = PgRuns(pool)
+        run_id = (await runs.create(new("t"))).run["run_id"]
+        claimed = await runs.claim(run_id, "A", 30)
+        config = {"configurable": {"thread_id": "t", "checkpoint_ns": "",
+                                   "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
+
+        async def scenario(attempt):
+            saver, lg_pool, lock = await _saver_and_lock(migrated, run_id)
+            try:
+                key = fence(run_id, "A", attempt, write_behind=True)
+                pending = None
+                try:
+                    # All return although the first send waits for the lock; with the
+                    # claim lost, a call after the first refused send fails at once.
+                    for i in range(3):
+                        await saver.aput_writes(config, [("n", i)], f"task-{attempt}-{i}")
+                    settling = asyncio.ensure_future(saver.settle(key))
+                    await asyncio.sleep(0.2)
+                    pending = not settling.done()
+                    await lock.commit()
+                    await settling
+                    outcome = "settled"
+                except FencedOut:
+                    outcome = "fenced"
+                saver.release(key)
+                return pending, outcome, saver.sends, dict(saver._groups)
+            finally:
+                await lock.close()
+                await lg_pool.close()
+
+        # One transaction: the three writes were queued within the linger.
+        assert await call(scenario, claimed.attempt) == (True, "settled", 1, {})
+        assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 3
+        pending, outcome, _, groups = await call(scenario, claimed.attempt + 1)
+        assert (outcome, groups) == ("fenced", {})
+        assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 3
+        await pool.close()
+
+
+async def test_write_behind_is_sent_after_the_linger_without_settle(migrated):
+    """A long step between writes: what was queued is committed after LINGER_S, not
+    held until the run settles (readers of the thread's state see it meanwhile)."""
+    import asyncio
+
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    from aegra.adapters.aio import call
+    from aegra.adapters.langgraph import fenced
+
+    async with aio.open_loop():
+        pool = await _pool(migrated)
+        runs = PgRuns(pool)
+        run_id = (await runs.create(new("t"))).run["run_id"]
+        claimed = await runs.claim(run_id, "A", 30)
+        config = {"configurable": {"thread_id": "t", "checkpoint_ns": "",
+                                   "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
+
+        async def scenario():
+            lg_pool = AsyncConnectionPool(migrated, open=False, kwargs={
+                "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
+            await lg_pool.open()
+            try:
+                saver = _CountingSaver(lg_pool)
+                key = fence(run_id, "A", claimed.attempt, write_behind=True)
+                await saver.aput_writes(config, [("n", 1)], "task-1")
+                async with lg_pool.connection() as conn:
+                    deadline = asyncio.get_running_loop().time() + 10
+                    while saver._groups and asyncio.get_running_loop().time() < deadline:
+                        await asyncio.sleep(fenced.LINGER_S)
+                    after = await (await conn.execute(
+                        "SELECT count(*) AS n FROM checkpoint_writes")).fetchone()
+                await saver.settle(key)
+                saver.release(key)
+                return after["n"], saver.sends
+            finally:
+                await lg_pool.close()
+
+        assert await call(scenario) == (1, 1)
+        await pool.close()

@@ -15,11 +15,15 @@ The rest is about cost; what is written, and when a write counts as done, is Lan
   exception or a cancellation inside the block rolls back instead of committing what was
   already queued (part of an ``executemany``, say; the official saver would commit it);
 - group commit: a run's ``aput`` and ``aput_writes`` calls that arrive while one of its
-  writes is in flight are sent together in the next transaction. With LangGraph's default
-  ``durability="async"`` the loop does not wait for its writes, so a step's pending
-  writes and the next checkpoint usually share a transaction. Each call still returns
-  only once its own statements are committed, in the order the calls were made, and a
-  transaction carries whole calls only: a group is all or nothing, like a single write.
+  writes is in flight are sent together in the next transaction, in the order they were
+  made; a transaction carries whole calls only, so a group is all or nothing, like a
+  single write. A call returns once its own statements are committed;
+- write-behind, for runs with LangGraph's default ``durability="async"`` (its loop does
+  not wait for its writes either): a call returns once queued, the queue is sent after
+  at most ``LINGER_S`` (so quick steps share a transaction: a no-op run's four writes take
+  one), and the runner ``settle``s the run's writes before the run counts as finished.
+  A crash loses what was not yet sent, as ``async`` durability allows: completed steps
+  whose checkpoint was not committed run again on resume.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ Fence = tuple[str, str, int]
 FENCE: ContextVar[Fence | None] = ContextVar("aegra_fence", default=None)
 # Set while LangGraph's aput/aput_writes runs: their statements are recorded, not sent.
 _GROUPED: ContextVar[bool] = ContextVar("aegra_grouped_write", default=False)
+# Write-behind: a write returns once queued; the run settles them before it finishes.
+_BEHIND: ContextVar[bool] = ContextVar("aegra_write_behind", default=False)
+# How long a write-behind write waits for company before its transaction starts: steps
+# that follow each other quickly share one; bounds how stale the database may be.
+LINGER_S = 0.02
 
 _FENCE_SQL = (
     "SELECT 1 / count(*) FROM (SELECT 1 FROM runs WHERE run_id = %s AND claimed_by = %s "
@@ -71,11 +80,15 @@ class _Recorder:
 class _Group:
     """One run's writes waiting for, or in, a transaction."""
 
-    __slots__ = ("queue", "task")
+    __slots__ = ("queue", "task", "timer", "error", "released")
 
     def __init__(self) -> None:
-        self.queue: list[tuple[list[Statement], asyncio.Future[None]]] = []
+        # Each call's statements, with the future its caller waits on (None: write-behind).
+        self.queue: list[tuple[list[Statement], asyncio.Future[None] | None]] = []
         self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None  # a write-behind send not yet started
+        self.error: Exception | None = None  # the first failed send; later calls fail fast
+        self.released = False  # the run is over: nobody will settle() this group
 
 
 class FencedSaver(AsyncPostgresSaver):
@@ -114,43 +127,87 @@ class FencedSaver(AsyncPostgresSaver):
                 yield cur
 
     async def _commit(self, fence: Fence, statements: list[Statement]) -> None:
-        """Queue a call's statements on its run's group; return once they are committed."""
+        """Queue a call's statements on its run's group; return once they are committed
+        (at once with write-behind: ``settle`` then waits for them)."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
         group = self._groups.get(fence)
         if group is None:
             group = self._groups[fence] = _Group()
+        if group.error is not None:
+            raise group.error
+        behind = _BEHIND.get()
+        done: asyncio.Future[None] | None = None if behind else loop.create_future()
         group.queue.append((statements, done))
-        if group.task is None:
-            group.task = loop.create_task(self._flush(fence, group))
+        if not behind:
+            self._kick(fence, group)
+        elif group.task is None and group.timer is None:
+            group.timer = loop.call_later(LINGER_S, self._kick, fence, group)
         # A cancelled caller cancels only its wait: once queued, its statements are sent
         # whole with the rest of the group (fenced, so never after the claim is gone).
-        await done
+        if done is not None:
+            await done
+
+    async def settle(self, fence: Fence) -> None:
+        """Wait until every write queued for this run is committed; raise the first
+        failure (``FencedOut`` when the claim was lost)."""
+        group = self._groups.get(fence)
+        if group is None:
+            return
+        self._kick(fence, group)
+        while group.task is not None:
+            await asyncio.shield(group.task)  # a cancelled caller does not stop the sends
+        if self._groups.get(fence) is group and group.task is None:
+            del self._groups[fence]
+        if group.error is not None:
+            raise group.error
+
+    def _kick(self, fence: Fence, group: _Group) -> None:
+        """Start sending the group's queue now, unless a send is under way."""
+        if group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+        if group.task is None and group.queue:
+            group.task = asyncio.get_running_loop().create_task(self._flush(fence, group))
+
+    def release(self, fence: Fence) -> None:
+        """The run is over (settled or cancelled): forget its group once it is sent."""
+        group = self._groups.get(fence)
+        if group is None:
+            return
+        group.released = True
+        if group.task is None and group.timer is None:
+            del self._groups[fence]
 
     async def _flush(self, fence: Fence, group: _Group) -> None:
         try:
             while group.queue:
                 batch, group.queue = group.queue, []
                 try:
+                    if group.error is not None:
+                        raise group.error
                     await self._send(fence, [s for stmts, _ in batch for s in stmts])
                 except asyncio.CancelledError:
                     for _, done in batch:
-                        done.cancel()
+                        if done is not None:
+                            done.cancel()
                     raise
                 except Exception as exc:
+                    group.error = group.error or exc
                     for _, done in batch:
-                        if not done.done():
+                        if done is not None and not done.done():
                             done.set_exception(exc)
                 else:
                     for _, done in batch:
-                        if not done.done():
+                        if done is not None and not done.done():
                             done.set_result(None)
         finally:
             for _, done in group.queue:  # only when the loop itself is going away
-                done.cancel()
+                if done is not None:
+                    done.cancel()
             group.queue = []
             group.task = None
-            if self._groups.get(fence) is group:
+            # Kept while a failure waits for settle() to report it.
+            if self._groups.get(fence) is group and (group.error is None or group.released):
                 del self._groups[fence]
 
     async def _send(self, fence: Fence, statements: list[Statement]) -> None:
@@ -192,6 +249,14 @@ async def _fenced_transaction(conn: psycopg.AsyncConnection[Any], fence: Fence |
                 pass  # the pool discards a connection it cannot reset
 
 
-def fence(run_id: str, owner: str, attempt: int) -> Any:
-    """Mark the current asyncio context as executing this claim (returns the reset token)."""
-    return FENCE.set((run_id, owner, attempt))
+def fence(run_id: str, owner: str, attempt: int, *, write_behind: bool = False) -> Fence:
+    """Mark the current asyncio context as executing this claim; returns the fence.
+
+    ``write_behind`` (for LangGraph's ``durability="async"``, whose loop does not wait for
+    its writes anyway): writes return once queued, in order, and the runner must
+    ``settle`` the fence before the run counts as finished.
+    """
+    key = (run_id, owner, attempt)
+    FENCE.set(key)
+    _BEHIND.set(write_behind)
+    return key

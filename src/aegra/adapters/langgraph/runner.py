@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.types import Command, Send
 
 from aegra.adapters import aio
-from aegra.adapters.langgraph.fenced import FencedOut, fence
+from aegra.adapters.langgraph.fenced import FencedOut, FencedSaver, fence
 from aegra.adapters.langgraph.serde import encode, to_json
 from aegra.adapters.langgraph.streams import Messages, chunks
 from aegra.domain.ports import ClaimedRun, Outcome
@@ -73,7 +73,27 @@ def _command(raw: dict[str, Any]) -> Command:
 
 async def _drive(graph: Any, claimed: ClaimedRun, config: dict[str, Any], producer: Any,
                  owner: str) -> Outcome:
-    fence(claimed.run_id, owner, claimed.attempt)  # every checkpoint write carries the claim
+    p = claimed.params
+    # Every checkpoint write carries the claim. With LangGraph's default durability its
+    # loop does not wait for the writes, so neither does the saver: they are settled
+    # (committed, or the claim found lost) before the run's outcome is returned.
+    key = fence(claimed.run_id, owner, claimed.attempt,
+                write_behind=p.get("durability") in (None, "async"))
+    saver = graph.checkpointer if isinstance(graph.checkpointer, FencedSaver) else None
+    try:
+        outcome = await _stream(graph, claimed, config, producer)
+        if saver is not None and outcome.status in ("success", "error"):
+            await saver.settle(key)
+    except FencedOut:
+        return Outcome(status="fenced")
+    finally:
+        if saver is not None:
+            saver.release(key)
+    return outcome
+
+
+async def _stream(graph: Any, claimed: ClaimedRun, config: dict[str, Any], producer: Any
+                  ) -> Outcome:
     p = claimed.params
     emit = producer.emit
     emit("metadata", encode({"run_id": claimed.run_id, "attempt": claimed.attempt}))
