@@ -99,7 +99,6 @@ def _saver() -> Any:
 async def _undo_create(thread_id: str) -> None:
     """Best-effort removal of a half-made thread, bounded even when we are cancelled."""
     with trio.move_on_after(10, shield=True):
-        await state.delete_checkpoints(_saver(), [thread_id])
         await threads().delete([thread_id])
 
 
@@ -157,8 +156,7 @@ async def delete_thread(thread_id: str) -> Response:
         active = await runs.runs.inflight(thread_id=tid)
         if active:
             await runs.cancel(active, "interrupt")
-    await state.delete_checkpoints(_saver(), [tid])
-    await threads().delete([tid])
+    await threads().delete([tid])  # with its checkpoints
     return Response(b"", status=204)
 
 
@@ -270,5 +268,4 @@ async def prune_threads() -> Response:
     if body.strategy == "keep_latest":
         await state.prune_keep_latest(_saver(), found)
         return wire.json({"pruned_count": len(found)})
-    await state.delete_checkpoints(_saver(), found)
     return wire.json({"pruned_count": len(await threads().delete(found))})

@@ -132,8 +132,7 @@ class RunRuntime:
             await self.broker.close()
 
     async def delete_thread(self, thread_id: str) -> None:
-        await self.threads.delete([thread_id])
-        await self.graphs.delete_checkpoints([thread_id])
+        await self.threads.delete([thread_id])  # with its checkpoints
 
     def outer_actors(self) -> list[ActorSpec]:
         """Outer group: lives through the drain (leases must stay alive meanwhile)."""

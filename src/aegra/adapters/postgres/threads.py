@@ -75,6 +75,16 @@ def _filters(metadata: dict[str, Any] | None, values: dict[str, Any] | None,
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
+# LangGraph's three checkpoint tables (what its saver's adelete_thread removes) go with
+# the row, in the same transaction and round trip.
+DELETE_THREADS = """
+    WITH gone AS (DELETE FROM thread WHERE thread_id = ANY($1::text[]) RETURNING thread_id),
+         c AS (DELETE FROM checkpoints WHERE thread_id = ANY($1::text[])),
+         b AS (DELETE FROM checkpoint_blobs WHERE thread_id = ANY($1::text[])),
+         w AS (DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[]))
+    SELECT thread_id FROM gone"""
+
+
 class PgThreads:
     def __init__(self, pg: PgPool) -> None:
         self.pg = pg
@@ -122,10 +132,9 @@ class PgThreads:
         return to_thread(row)
 
     async def delete(self, thread_ids: list[str]) -> list[str]:
-        """Delete rows (runs and crons go by ON DELETE CASCADE); returns the ids deleted."""
-        rows = await self.pg.fetch(
-            "DELETE FROM thread WHERE thread_id = ANY($1::text[]) RETURNING thread_id",
-            thread_ids)
+        """Delete threads with their checkpoints, in one statement (runs and crons go by
+        ON DELETE CASCADE); returns the ids deleted."""
+        rows = await self.pg.fetch(DELETE_THREADS, thread_ids)
         return [r["thread_id"] for r in rows]
 
     async def existing(self, thread_ids: list[str]) -> list[str]:
