@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from aegra import logs
-from aegra.adapters.postgres.runs import NewRun, PgRuns
+from aegra.adapters.postgres.runs import AssistantLookup, NewRun, PgRuns
 from aegra.domain.errors import Draining, Invalid
 from aegra.domain.ports import ClaimedRun, Outcome
 from aegra.domain.runs import STREAM_MODES, TERMINAL
@@ -62,17 +62,22 @@ class RunService:
                      user_id: str | None = None, cron_id: str | None = None) -> dict[str, Any]:
         if self.intake_stopped is not None and self.intake_stopped.is_set():
             raise Draining("this instance is draining; retry on another instance")
-        assistant = await self.assistant(body["assistant_id"])
-        params = build_params(body, assistant, thread_id is not None)
+        from aegra.adapters.postgres.assistants import canonical_id, not_found
+
+        value = body["assistant_id"]
+        threaded = thread_id is not None
+        lookup = AssistantLookup(
+            assistant_id=canonical_id(self.graphs, value), graph_ids=self.graphs.ids(),
+            missing=not_found(value),
+            build=lambda assistant: build_params(body, assistant, threaded))
         created = await self.runs.create(NewRun(
-            thread_id=thread_id, assistant_id=assistant["assistant_id"],
-            graph_id=assistant["graph_id"], params=params,
+            thread_id=thread_id, assistant_id="", graph_id="", params={},  # from lookup
             metadata=body.get("metadata") or {},
             multitask_strategy=body.get("multitask_strategy") or "reject",
             if_not_exists=body.get("if_not_exists") or "reject",
             after_seconds=float(body.get("after_seconds") or 0), user_id=user_id,
             stateless=thread_id is None, cron_id=cron_id,
-        ))
+        ), lookup)
         await self._apply(created.cancelled)
         run = created.run
         await self.queue.put(run["run_id"], delay_s=float(body.get("after_seconds") or 0))

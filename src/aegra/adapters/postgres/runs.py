@@ -36,6 +36,16 @@ class NewRun(msgspec.Struct, kw_only=True):
     run_id: str | None = None
 
 
+class AssistantLookup(msgspec.Struct, kw_only=True):
+    """Resolve the run's assistant inside the create transaction (one round trip and one
+    transaction less than a lookup before it): ``build`` turns the assistant row into
+    the run's execution parameters."""
+    assistant_id: str  # canonical: a graph id already mapped to its default assistant
+    graph_ids: list[str]  # only assistants of graphs this server has
+    missing: Exception  # raised when there is no such assistant
+    build: Any  # Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class Cancelled(msgspec.Struct, kw_only=True):
     running: list[str] = []  # still executing somewhere: signal their CancelScopes
     settled: list[str] = []  # were pending: already interrupted (or deleted) here
@@ -61,10 +71,21 @@ RUN_COLUMNS = """run_id, thread_id, assistant_id, status, multitask_strategy, me
     cron_id"""
 
 
-async def _create(conn: asyncpg.Connection, new: NewRun) -> Created:
+async def _create(conn: asyncpg.Connection, new: NewRun,
+                  lookup: AssistantLookup | None = None) -> Created:
     run_id = new.run_id or new_run_id()
     cancelled = Cancelled()
     async with conn.transaction():
+        if lookup is not None:
+            assistant = await conn.fetchrow(
+                """SELECT assistant_id, graph_id, config, context FROM assistant
+                   WHERE assistant_id = $1 AND graph_id = ANY($2)""",
+                lookup.assistant_id, lookup.graph_ids)
+            if assistant is None:
+                raise lookup.missing
+            new = msgspec.structs.replace(
+                new, assistant_id=assistant["assistant_id"], graph_id=assistant["graph_id"],
+                params=lookup.build(dict(assistant)))
         thread_id = new.thread_id
         if thread_id is None:
             thread_id = str(uuid.uuid4())
@@ -210,8 +231,8 @@ class PgRuns:
     def __init__(self, pg: PgPool) -> None:
         self.pg = pg
 
-    async def create(self, new: NewRun) -> Created:
-        return await self.pg.run(_create, new)
+    async def create(self, new: NewRun, lookup: AssistantLookup | None = None) -> Created:
+        return await self.pg.run(_create, new, lookup)
 
     async def claim(self, run_id: str, owner: str, lease_s: float) -> ClaimedRun | None:
         return await self.pg.run(_claim, run_id, owner, lease_s)
