@@ -103,13 +103,22 @@ async def stream_stateless_run() -> Response:
     return await _stream(None)
 
 
-def _waiting(run_id: str, row: dict[str, Any] | None, headers: dict[str, str]) -> Response:
+async def _waiting(run_id: str, row: dict[str, Any] | None, headers: dict[str, str]
+                   ) -> Response:
+    """A run finished within the first keepalive interval is answered as a plain JSON
+    response; a longer one streams newline heartbeats until its result is ready."""
     service = _service()
+    keepalive_s = deps().config.http.keepalive_interval_s
 
     async def result() -> bytes:
         return encode(wait_payload(await service.result(run_id, row)))
 
-    return Response(long_poll(result, keepalive_s=deps().config.http.keepalive_interval_s),
+    payload: bytes | None = None
+    with trio.move_on_after(keepalive_s):
+        payload = await result()
+    if payload is not None:
+        return Response(payload, content_type="application/json", headers=headers)
+    return Response(long_poll(result, keepalive_s=keepalive_s),
                     content_type="application/json", headers=headers)
 
 
@@ -117,14 +126,14 @@ def _waiting(run_id: str, row: dict[str, Any] | None, headers: dict[str, str]) -
 async def wait_run(thread_id: str) -> Response:
     """Create a run and wait for its final state values."""
     run, _ = await _create(thread_id)
-    return _waiting(run["run_id"], None, _locations(run, "/join"))
+    return await _waiting(run["run_id"], None, _locations(run, "/join"))
 
 
 @bp.post("/runs/wait")
 async def wait_stateless_run() -> Response:
     """Create a stateless run and wait for its final state values."""
     run, _ = await _create(None)
-    return _waiting(run["run_id"], None, _locations(run, "/join"))
+    return await _waiting(run["run_id"], None, _locations(run, "/join"))
 
 
 @bp.get("/threads/<thread_id>/runs")
@@ -190,7 +199,7 @@ async def join_run(thread_id: str, run_id: str) -> Response:
     """Wait for a run to finish and return its final values."""
     service = _service()
     row = await _known_run(service, thread_id, run_id)
-    return _waiting(run_id, row, {"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
+    return await _waiting(run_id, row, {"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
 
 
 @bp.get("/threads/<thread_id>/runs/<run_id>/stream")
