@@ -143,9 +143,124 @@ CREATE INDEX runs_cancel_idx ON runs (cancel_requested_at)
     WHERE cancel_action IS NOT NULL AND status IN ('pending', 'running');
 CREATE INDEX runs_status_idx ON runs (status);
 CREATE INDEX runs_cron_idx ON runs (cron_id) WHERE cron_id IS NOT NULL;
+
+-- The run path's three units of work as functions: one round trip each instead of
+-- BEGIN, four or five statements and COMMIT. VOLATILE plpgsql in READ COMMITTED takes a
+-- new snapshot per statement, so a statement after the thread-row lock sees what the
+-- lock's previous holder committed, exactly as the same statements sent one by one.
+-- aegra.adapters.postgres.runs calls them and keeps the rarer paths in Python.
+
+-- Create a run: the fast path only. Returns no row, having changed nothing, when the
+-- caller must take the full path (assistant changed since the caller read it, thread
+-- missing without permission to create it, or runs in flight and a strategy other
+-- than enqueue).
+CREATE FUNCTION aegra_create_run(
+    p_run_id text, p_thread_id text, p_assistant_id text, p_assistant_version integer,
+    p_assistant_updated timestamptz, p_graph_id text, p_create_thread boolean,
+    p_cron_id text, p_strategy text, p_metadata jsonb, p_params jsonb, p_user_id text,
+    p_stateless boolean, p_after_s double precision)
+RETURNS SETOF runs LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM assistant WHERE assistant_id = p_assistant_id
+        AND version = p_assistant_version AND updated_at = p_assistant_updated;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM thread WHERE thread_id = p_thread_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        IF NOT p_create_thread THEN
+            RETURN;
+        END IF;
+        INSERT INTO thread (thread_id, status, metadata, user_id)
+        VALUES (p_thread_id, 'busy', jsonb_build_object('graph_id', p_graph_id,
+                'assistant_id', p_assistant_id), p_user_id)
+        ON CONFLICT (thread_id) DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN;  -- created concurrently: the full path sorts it out
+        END IF;
+    ELSIF p_strategy <> 'enqueue' AND EXISTS (
+            SELECT 1 FROM runs WHERE thread_id = p_thread_id
+              AND status IN ('pending', 'running')) THEN
+        RETURN;
+    END IF;
+    UPDATE thread SET status = 'busy', updated_at = now(),
+           metadata = jsonb_build_object('graph_id', p_graph_id,
+                                         'assistant_id', p_assistant_id) || metadata
+     WHERE thread_id = p_thread_id;
+    RETURN QUERY
+    INSERT INTO runs (run_id, thread_id, assistant_id, cron_id, status, multitask_strategy,
+                      metadata, execution_params, user_id, stateless, available_at)
+    VALUES (p_run_id, p_thread_id, p_assistant_id, p_cron_id, 'pending', p_strategy,
+            p_metadata, p_params, p_user_id, p_stateless,
+            now() + make_interval(secs => p_after_s))
+    RETURNING *;
+END $$;
+
+-- Claim a pending run: only the oldest available pending run of its thread, and only
+-- while nothing else runs on the thread. Returns the claimed row, or none.
+CREATE FUNCTION aegra_claim_run(p_run_id text, p_owner text, p_lease_s double precision)
+RETURNS SETOF runs LANGUAGE plpgsql AS $$
+DECLARE
+    v_thread text;
+BEGIN
+    SELECT r.thread_id INTO v_thread FROM runs r
+     WHERE r.run_id = p_run_id AND r.status = 'pending';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM thread WHERE thread_id = v_thread FOR NO KEY UPDATE;
+    RETURN QUERY
+    UPDATE runs SET status = 'running', claimed_by = p_owner, attempt = attempt + 1,
+           lease_expires_at = now() + make_interval(secs => p_lease_s),
+           started_at = now(), updated_at = now()
+     WHERE run_id = p_run_id AND status = 'pending' AND claimed_by IS NULL
+       AND available_at <= now()
+       AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = v_thread
+                                             AND o.status = 'running')
+       AND run_id = (SELECT p.run_id FROM runs p
+                      WHERE p.thread_id = v_thread AND p.status = 'pending'
+                      ORDER BY p.created_at, p.run_id LIMIT 1)
+    RETURNING *;
+    IF FOUND THEN
+        UPDATE thread SET status = 'busy', updated_at = now() WHERE thread_id = v_thread;
+    END IF;
+END $$;
+
+-- Record a run's end, fenced by its claim (owner and attempt). The thread's status is
+-- decided by the caller (aegra.domain.runs.thread_status_after) for both cases: another
+-- run pending on the thread or not. Returns (written, the thread's next pending run).
+CREATE FUNCTION aegra_finish_run(
+    p_run_id text, p_thread_id text, p_owner text, p_attempt integer, p_status text,
+    p_output jsonb, p_error jsonb, p_set_values boolean, p_values jsonb,
+    p_interrupts jsonb, p_thread_status_if_pending text, p_thread_status_if_none text,
+    OUT written boolean, OUT next_run text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM thread WHERE thread_id = p_thread_id FOR NO KEY UPDATE;
+    UPDATE runs SET status = p_status, output = p_output, error = p_error,
+           ended_at = now(), updated_at = now(), claimed_by = NULL, lease_expires_at = NULL
+     WHERE run_id = p_run_id AND claimed_by = p_owner AND attempt = p_attempt;
+    written := FOUND;
+    IF NOT written THEN
+        RETURN;
+    END IF;
+    SELECT r.run_id INTO next_run FROM runs r
+     WHERE r.thread_id = p_thread_id AND r.status = 'pending'
+     ORDER BY r.created_at, r.run_id LIMIT 1;
+    UPDATE thread SET
+           status = CASE WHEN next_run IS NULL THEN p_thread_status_if_none
+                         ELSE p_thread_status_if_pending END,
+           "values" = CASE WHEN p_set_values THEN p_values ELSE "values" END,
+           state_updated_at = CASE WHEN p_set_values THEN now() ELSE state_updated_at END,
+           interrupts = p_interrupts, error = p_error, updated_at = now()
+     WHERE thread_id = p_thread_id;
+END $$;
 """
 
 DOWNGRADE = """
+DROP FUNCTION IF EXISTS aegra_finish_run;
+DROP FUNCTION IF EXISTS aegra_claim_run;
+DROP FUNCTION IF EXISTS aegra_create_run;
 DROP TABLE IF EXISTS runs;
 DROP TABLE IF EXISTS crons;
 DROP TABLE IF EXISTS thread;

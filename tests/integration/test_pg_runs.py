@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import psycopg
 import pytest
 import trio
@@ -13,7 +14,7 @@ from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.leases import PgLeases
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import NewRun, PgRuns
-from aegra.domain.errors import Conflict
+from aegra.domain.errors import Conflict, NotFound
 from aegra.domain.ports import Outcome
 
 
@@ -469,4 +470,35 @@ async def test_write_behind_is_sent_after_the_linger_without_settle(migrated):
                 await lg_pool.close()
 
         assert await call(scenario) == (1, 1)
+        await pool.close()
+
+
+async def test_create_takes_the_one_trip_path_until_the_assistant_changes(migrated):
+    """The cached assistant row lets creation run as one function call; an assistant
+    updated since (new version) makes the function refuse, and the full path builds
+    the run from the current row. A missing thread still answers 404 either way."""
+    from aegra.adapters.postgres.runs import AssistantLookup
+
+    async with aio.open_loop():
+        pool = await _pool(migrated)
+        runs = PgRuns(pool)
+        lookup = AssistantLookup(assistant_id="a", graph_ids=["g"], missing=NotFound("a"),
+                                 build=lambda row: {"config": row["config"]})
+        first = await runs.create(new(None, stateless=True), lookup)
+        second = await runs.create(new(None, stateless=True), lookup)
+        assert first.assistant is not None and second.assistant is None  # cached: fast
+        assert second.run["execution_params"] == {"config": {}}
+        await pool.execute("""UPDATE assistant SET config = '{"k": 1}', version = 2,
+                              updated_at = now() WHERE assistant_id = 'a'""")
+        third = await runs.create(new(None, stateless=True), lookup)
+        assert third.assistant is not None  # refused by the function: the full path
+        assert third.run["execution_params"] == {"config": {"k": 1}}
+        fourth = await runs.create(new(None, stateless=True), lookup)
+        assert fourth.assistant is None and fourth.run["execution_params"] == {
+            "config": {"k": 1}}
+        with pytest.raises(NotFound):
+            await runs.create(msgspec.structs.replace(new("no-such-thread"),
+                                                      if_not_exists="reject"), lookup)
+        rows = await pool.fetchval("SELECT count(*) FROM runs")
+        assert rows == 4
         await pool.close()

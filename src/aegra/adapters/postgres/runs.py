@@ -55,6 +55,7 @@ class Cancelled(msgspec.Struct, kw_only=True):
 class Created(msgspec.Struct, kw_only=True):
     run: dict[str, Any]
     cancelled: Cancelled
+    assistant: dict[str, Any] | None = None  # the assistant row read, for the cache
 
 
 # The thread's next run to start: the oldest pending one (enqueue is FIFO).
@@ -66,26 +67,46 @@ FREE_THREAD = """UPDATE thread SET status = 'idle', updated_at = now()
                    SELECT 1 FROM runs WHERE thread_id = $1
                      AND status IN ('pending', 'running'))"""
 
+ASSISTANT_CACHE_SIZE = 1024
+
 RUN_COLUMNS = """run_id, thread_id, assistant_id, status, multitask_strategy, metadata,
     execution_params, output, error, user_id, stateless, created_at, updated_at, attempt,
     cron_id"""
 
 
-async def _create(conn: asyncpg.Connection, new: NewRun,
-                  lookup: AssistantLookup | None = None) -> Created:
+ASSISTANT_FOR_RUN = """SELECT assistant_id, graph_id, config, context, version, updated_at
+                       FROM assistant WHERE assistant_id = $1 AND graph_id = ANY($2)"""
+
+
+async def _create(conn: asyncpg.Connection, new: NewRun, lookup: AssistantLookup | None = None,
+                  cached: dict[str, Any] | None = None) -> Created:
+    """Create a run. With a cached assistant row, first the one-round-trip function
+    (migration 0001), which refuses, having changed nothing, whenever the case needs more
+    than the common path: then this transaction does it all."""
     run_id = new.run_id or new_run_id()
+    if lookup is not None and cached is not None:
+        row = await conn.fetchrow(
+            f"""SELECT {RUN_COLUMNS} FROM aegra_create_run(
+                    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+            run_id, new.thread_id or str(uuid.uuid4()), cached["assistant_id"],
+            cached["version"], cached["updated_at"], cached["graph_id"],
+            new.stateless or new.if_not_exists == "create", new.cron_id,
+            new.multitask_strategy, new.metadata, lookup.build(cached), new.user_id,
+            new.stateless, float(new.after_seconds))
+        if row is not None:
+            return Created(run=dict(row), cancelled=Cancelled())
     cancelled = Cancelled()
+    assistant = None
     async with conn.transaction():
         if lookup is not None:
-            assistant = await conn.fetchrow(
-                """SELECT assistant_id, graph_id, config, context FROM assistant
-                   WHERE assistant_id = $1 AND graph_id = ANY($2)""",
-                lookup.assistant_id, lookup.graph_ids)
+            assistant = await conn.fetchrow(ASSISTANT_FOR_RUN, lookup.assistant_id,
+                                            lookup.graph_ids)
             if assistant is None:
                 raise lookup.missing
+            assistant = dict(assistant)
             new = msgspec.structs.replace(
                 new, assistant_id=assistant["assistant_id"], graph_id=assistant["graph_id"],
-                params=lookup.build(dict(assistant)))
+                params=lookup.build(assistant))
         thread_id = new.thread_id
         if thread_id is None:
             thread_id = str(uuid.uuid4())
@@ -125,7 +146,7 @@ async def _create(conn: asyncpg.Connection, new: NewRun,
                RETURNING {RUN_COLUMNS}""",
             run_id, thread_id, new.assistant_id, new.cron_id, new.multitask_strategy,
             new.metadata, new.params, new.user_id, new.stateless, float(new.after_seconds))
-    return Created(run=dict(run), cancelled=cancelled)
+    return Created(run=dict(run), cancelled=cancelled, assistant=assistant)
 
 
 async def _request_cancel(conn: asyncpg.Connection, run_ids: list[str], action: str
@@ -149,34 +170,15 @@ async def _request_cancel(conn: asyncpg.Connection, run_ids: list[str], action: 
 
 async def _claim(conn: asyncpg.Connection, run_id: str, owner: str, lease_s: float
                  ) -> ClaimedRun | None:
-    async with conn.transaction():
-        thread_id = await conn.fetchval(
-            "SELECT thread_id FROM runs WHERE run_id = $1 AND status = 'pending'", run_id)
-        if thread_id is None:
-            return None
-        await conn.execute(
-            "SELECT 1 FROM thread WHERE thread_id = $1 FOR NO KEY UPDATE", thread_id)
-        # Only the oldest available pending run of a thread may start (enqueue is FIFO),
-        # and only when nothing else runs on the thread.
-        row = await conn.fetchrow(
-            """UPDATE runs SET status = 'running', claimed_by = $2, attempt = attempt + 1,
-                   lease_expires_at = now() + make_interval(secs => $3),
-                   started_at = now(), updated_at = now()
-               WHERE run_id = $1 AND status = 'pending' AND claimed_by IS NULL
-                 AND available_at <= now()
-                 AND NOT EXISTS (SELECT 1 FROM runs o
-                                 WHERE o.thread_id = $4 AND o.status = 'running')
-                 AND run_id = (SELECT p.run_id FROM runs p
-                               WHERE p.thread_id = $4 AND p.status = 'pending'
-                               ORDER BY p.created_at, p.run_id LIMIT 1)
-               RETURNING run_id, thread_id, assistant_id, attempt, execution_params,
-                         metadata, stateless, user_id""",
-            run_id, owner, lease_s, thread_id)
-        if row is None:
-            return None
-        await conn.execute(
-            "UPDATE thread SET status = 'busy', updated_at = now() WHERE thread_id = $1",
-            thread_id)
+    """One round trip: aegra_claim_run (migration 0001) locks the thread row, then claims
+    the run only if it is the thread's oldest available pending run and nothing else
+    runs on the thread."""
+    row = await conn.fetchrow(
+        """SELECT run_id, thread_id, assistant_id, attempt, execution_params, metadata,
+                  stateless, user_id FROM aegra_claim_run($1, $2, $3)""",
+        run_id, owner, float(lease_s))
+    if row is None:
+        return None
     return ClaimedRun(
         run_id=row["run_id"], thread_id=row["thread_id"], assistant_id=row["assistant_id"],
         attempt=row["attempt"], params=row["execution_params"], metadata=row["metadata"],
@@ -187,41 +189,45 @@ async def _finish(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str, out
                   thread_values: Any, thread_interrupts: dict[str, Any]
                   ) -> tuple[bool, str | None]:
     """Fenced: writes only if this worker still holds the claim. -> (written, next run)."""
+    if outcome.cancel_action == "rollback":
+        return await _finish_rollback(conn, claimed, owner, outcome, thread_values,
+                                      thread_interrupts)
+    errored = outcome.status in ("error", "timeout")
+    interrupted = outcome.interrupted and outcome.status == "success"
+    row = await conn.fetchrow(
+        """SELECT written, next_run FROM aegra_finish_run(
+               $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+        claimed.run_id, claimed.thread_id, owner, claimed.attempt, outcome.status,
+        outcome.values, outcome.error, thread_values is not None, thread_values,
+        thread_interrupts,
+        thread_status_after(errored=errored, interrupted=interrupted, others_pending=True),
+        thread_status_after(errored=errored, interrupted=interrupted, others_pending=False))
+    return bool(row["written"]), row["next_run"]
+
+
+async def _finish_rollback(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str,
+                           outcome: Outcome, thread_values: Any,
+                           thread_interrupts: dict[str, Any]) -> tuple[bool, str | None]:
+    """A run cancelled with ``rollback`` goes, with its checkpoints (fenced as well)."""
     async with conn.transaction():
         await conn.execute(
             "SELECT 1 FROM thread WHERE thread_id = $1 FOR NO KEY UPDATE", claimed.thread_id)
-        if outcome.cancel_action == "rollback":
-            written = await conn.fetchval(
-                """DELETE FROM runs WHERE run_id = $1 AND claimed_by = $2 AND attempt = $3
-                   RETURNING run_id""", claimed.run_id, owner, claimed.attempt)
-            if written is not None:
-                await delete_run_checkpoints(conn, claimed.thread_id, claimed.run_id)
-        else:
-            written = await conn.fetchval(
-                """UPDATE runs SET status = $4, output = $5, error = $6, ended_at = now(),
-                       updated_at = now(), claimed_by = NULL, lease_expires_at = NULL
-                   WHERE run_id = $1 AND claimed_by = $2 AND attempt = $3
-                   RETURNING run_id""",
-                claimed.run_id, owner, claimed.attempt, outcome.status, outcome.values,
-                outcome.error)
+        written = await conn.fetchval(
+            """DELETE FROM runs WHERE run_id = $1 AND claimed_by = $2 AND attempt = $3
+               RETURNING run_id""", claimed.run_id, owner, claimed.attempt)
         if written is None:
             return False, None
+        await delete_run_checkpoints(conn, claimed.thread_id, claimed.run_id)
         next_run = await conn.fetchval(NEXT_PENDING, claimed.thread_id)
-        status = thread_status_after(
-            errored=outcome.status in ("error", "timeout"),
-            interrupted=outcome.interrupted and outcome.status == "success",
-            others_pending=next_run is not None)
-        if thread_values is not None:
-            await conn.execute(
-                """UPDATE thread SET status = $2, "values" = $3, interrupts = $4,
-                       error = $5, updated_at = now(), state_updated_at = now()
-                   WHERE thread_id = $1""",
-                claimed.thread_id, status, thread_values, thread_interrupts, outcome.error)
-        else:
-            await conn.execute(
-                """UPDATE thread SET status = $2, interrupts = $3, error = $4,
-                       updated_at = now() WHERE thread_id = $1""",
-                claimed.thread_id, status, thread_interrupts, outcome.error)
+        status = thread_status_after(errored=outcome.status in ("error", "timeout"),
+                                     interrupted=False, others_pending=next_run is not None)
+        await conn.execute(
+            """UPDATE thread SET status = $2, interrupts = $3, error = $4, updated_at = now(),
+                   "values" = CASE WHEN $5 THEN $6 ELSE "values" END,
+                   state_updated_at = CASE WHEN $5 THEN now() ELSE state_updated_at END
+               WHERE thread_id = $1""",
+            claimed.thread_id, status, thread_interrupts, outcome.error,
+            thread_values is not None, thread_values)
     return True, next_run
 
 
@@ -230,9 +236,18 @@ class PgRuns:
 
     def __init__(self, pg: PgPool) -> None:
         self.pg = pg
+        # Assistant rows runs were created with, by canonical id: the create function
+        # checks version and updated_at, so a stale entry only costs the full path.
+        self._assistants: dict[str, dict[str, Any]] = {}
 
     async def create(self, new: NewRun, lookup: AssistantLookup | None = None) -> Created:
-        return await self.pg.run(_create, new, lookup)
+        cached = self._assistants.get(lookup.assistant_id) if lookup is not None else None
+        created = await self.pg.run(_create, new, lookup, cached)
+        if lookup is not None and created.assistant is not None:
+            if len(self._assistants) >= ASSISTANT_CACHE_SIZE:
+                self._assistants.pop(next(iter(self._assistants)))
+            self._assistants[lookup.assistant_id] = created.assistant
+        return created
 
     async def claim(self, run_id: str, owner: str, lease_s: float) -> ClaimedRun | None:
         return await self.pg.run(_claim, run_id, owner, lease_s)
