@@ -207,3 +207,32 @@ def test_join_stream_reconnect(server):
         assert names(again) == ["metadata", "values"] + ["updates", "values"] * 3 + ["end"]
 
     asyncio.run(scenario())
+
+
+def test_metadata_comes_first_even_while_the_run_waits_its_turn(server):
+    """The stream of a run queued behind another (enqueue) opens with its metadata event
+    at once, before any worker starts it; the worker's own copy is not sent twice, and
+    a join replays the run from that same event."""
+    async def scenario():
+        client = get_client(url=server.url)
+        tid = (await client.threads.create())["thread_id"]
+        ahead = await client.runs.create(tid, "slow", input={"delay": 1.0})  # ~3 s
+        ahead_status = None
+        parts = []
+        async for part in client.runs.stream(tid, "slow", input={"delay": 0.05},
+                                             stream_mode="values",
+                                             multitask_strategy="enqueue"):
+            if not parts:
+                ahead_status = (await client.runs.get(tid, ahead["run_id"]))["status"]
+            parts.append(part)
+        meta = [p for p in parts if p.event == "metadata"]
+        assert parts[0].event == "metadata" and len(meta) == 1
+        assert meta[0].data["attempt"] == 1
+        run_id = meta[0].data["run_id"]
+        assert ahead_status in ("pending", "running")  # ours had not started yet
+        assert [p.event for p in strip_end(parts)][1:] == ["values"] * 4
+        joined = [p async for p in client.runs.join_stream(tid, run_id)]
+        assert joined[0].event == "metadata" and joined[0].data == meta[0].data
+        assert [p.event for p in joined].count("metadata") == 1
+
+    asyncio.run(scenario())

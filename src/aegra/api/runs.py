@@ -14,7 +14,7 @@ from aegra.api.run_models import CancelMany, RunCreate, cancel_action, run_json,
 from aegra.api.sse import long_poll, run_events, sse_response
 from aegra.api.wire import body, encode, json, query_list
 from aegra.domain.errors import Invalid, NotFound
-from aegra.domain.runs import TERMINAL, parse_event_id
+from aegra.domain.runs import TERMINAL, parse_event_id, sse_frame
 from aegra.service import RunService, stream_modes, wait_payload
 
 bp = Blueprint("runs", __name__)
@@ -85,9 +85,14 @@ async def _stream(thread_id: str | None) -> Response:
     async def on_disconnect() -> None:
         await service.cancel([run_id], "interrupt")
 
+    # The metadata event the worker sends first (attempt 1), sent now: the client sees
+    # the run id before a worker has claimed and started the run.
+    first = sse_frame(run_id, 1, "metadata",
+                      msgspec.json.encode({"run_id": run_id, "attempt": 1}))
     events = run_events(lambda: service.broker.subscribe(run_id, 0),
                         keepalive_s=deps().config.http.keepalive_interval_s,
-                        on_disconnect=on_disconnect if cancel else None, run_id=run_id)
+                        on_disconnect=on_disconnect if cancel else None, run_id=run_id,
+                        first=first)
     return sse_response(events, _locations(run, "/stream"))
 
 

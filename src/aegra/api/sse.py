@@ -50,12 +50,19 @@ async def run_events(
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
     run_id: str = "",
     end_if_empty: bytes | None = None,
+    first: bytes | None = None,
 ) -> AsyncIterator[bytes]:
-    sub = await subscribe()
+    """``first``: the run's opening ``metadata`` event, sent before the subscription is
+    even open (the stream of a run just created need not wait for a worker to start it);
+    the worker's own copy (event 1) is then not sent again."""
+    sub = None
     finished = False
     sent = False
     closed = False  # the subscription ended while a batch was being drained
     try:
+        if first is not None:
+            yield first
+        sub = await subscribe()
         events = sub.__aiter__()
         # Events already queued behind the one awaited go out in the same write (one
         # trip through quart, hypercorn and the socket instead of one each); order and
@@ -83,6 +90,8 @@ async def run_events(
                 yield KEEPALIVE
                 continue
             frames = [event.frame] if _wanted(event.name, modes) else []
+            if first is not None and event.seq == 1 and event.name == "metadata":
+                frames = []
             while drain is not None and len(frames) < MAX_BATCH:
                 try:
                     queued = drain()
@@ -91,14 +100,16 @@ async def run_events(
                 except (trio.EndOfChannel, trio.ClosedResourceError):
                     closed = True
                     break
-                if _wanted(queued.name, modes):
+                if _wanted(queued.name, modes) and not (
+                        first is not None and queued.seq == 1 and queued.name == "metadata"):
                     frames.append(queued.frame)
             if frames:
                 sent = True
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
     finally:
         with trio.move_on_after(5, shield=True):
-            await sub.aclose()
+            if sub is not None:
+                await sub.aclose()
             if not finished and on_disconnect is not None:
                 log.info("sse.client_gone", run_id=run_id, action="cancel")
                 await on_disconnect()

@@ -63,6 +63,13 @@ def event_id(run_id: str, seq: int) -> str:
     return f"{run_id}_event_{seq}"
 
 
+def sse_frame(run_id: str, seq: int, name: str, data: bytes) -> bytes:
+    """One server-sent event as the spec frames it (the Redis broker's Lua script
+    builds the same bytes)."""
+    return b"event: %s\ndata: %s\nid: %s\n\n" % (
+        name.encode(), data, event_id(run_id, seq).encode())
+
+
 def parse_event_id(value: str | None) -> int:
     """The sequence number after which a reconnecting client wants events.
 

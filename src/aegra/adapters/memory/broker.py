@@ -16,12 +16,7 @@ from typing import Any
 import trio
 
 from aegra.domain.ports import StreamEvent
-from aegra.domain.runs import event_id
-
-
-def frame(run_id: str, seq: int, name: str, data: bytes) -> bytes:
-    return b"event: %s\ndata: %s\nid: %s\n\n" % (
-        name.encode(), data, event_id(run_id, seq).encode())
+from aegra.domain.runs import sse_frame
 
 
 class _Log:
@@ -107,7 +102,7 @@ class MemoryBroker:
     def emit(self, run_id: str, name: str, data: bytes) -> None:
         log = self._log(run_id)
         seq = len(log.events) + 1
-        event = StreamEvent(seq, name, frame(run_id, seq, name, data))
+        event = StreamEvent(seq, name, sse_frame(run_id, seq, name, data))
         log.events.append(event)
         for sub in list(log.subscribers):
             sub._deliver(event)
