@@ -6,7 +6,7 @@ match, or the transaction aborts (division by zero on an empty match) and nothin
 written. A worker that lost its lease therefore cannot write a single checkpoint more;
 the run sees ``FencedOut`` and is cancelled locally.
 
-The rest is about cost; what is written, and when a write counts as done, is LangGraph's:
+The rest is about cost; what is written is LangGraph's:
 
 - the class-wide asyncio lock is not taken (it serializes every checkpoint operation of
   the process, which is only needed for a single shared connection, not a pool);

@@ -83,7 +83,15 @@ async def _drive(graph: Any, claimed: ClaimedRun, config: dict[str, Any], produc
     try:
         outcome = await _stream(graph, claimed, config, producer)
         if saver is not None and outcome.status in ("success", "error"):
-            await saver.settle(key)
+            try:
+                await saver.settle(key)
+            except FencedOut:
+                raise
+            except Exception as exc:  # e.g. the database went away: the run failed
+                error = {"error": type(exc).__name__,
+                         "message": f"saving the run's checkpoints failed: {exc}"}
+                producer.emit("error", encode(error))
+                return Outcome(status="error", values=outcome.values, error=error)
     except FencedOut:
         return Outcome(status="fenced")
     finally:
