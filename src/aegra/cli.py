@@ -5,18 +5,22 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:  # the CLI imports its modules lazily: `aegra --help` stays quick
+    from aegra.config import Config, Loaded
+    from aegra.project import Project
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="aegra: a self-hosted LangGraph agent server on Trio.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 app.add_typer(db_app, name="db")
 
-ConfigOpt = Annotated[Optional[str], typer.Option(
+ConfigOpt = Annotated[str | None, typer.Option(
     "--config", "-c", help="Path to aegra.json (default: aegra.json or langgraph.json here).")]
-SettingsOpt = Annotated[Optional[str], typer.Option(
+SettingsOpt = Annotated[str | None, typer.Option(
     "--settings", help="Path to supervisor.toml (default: ./supervisor.toml if present).",
     envvar="AEGRA_SETTINGS")]
 
@@ -27,7 +31,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load(config: str | None, settings: str | None, env_file: str | None = ".env",
-          flags: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+          flags: dict[str, object] | None = None) -> tuple[Loaded, Project]:
     """.env -> aegra.json env -> settings; returns (Loaded, Project) or exits with one line."""
     from aegra import config as cfgmod
     from aegra import project as projmod
@@ -55,8 +59,8 @@ def _flags(host: str | None, port: int | None) -> dict[str, object]:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Host to bind [default: 0.0.0.0]")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port to bind [default: 2026]")] = None,
+    host: Annotated[str | None, typer.Option(help="Host to bind (default: 0.0.0.0)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default: 2026)")] = None,
     config: ConfigOpt = None,
     settings: SettingsOpt = None,
     check: Annotated[bool, typer.Option(
@@ -69,12 +73,13 @@ def serve(
     if check:
         for key, value, source in loaded.describe():
             typer.echo(f"{key:<40} {value:<40} {source}")
-        typer.echo(f"{'project':<40} {project.source or '(none)':<40} graphs={sorted(project.graphs)}")
+        source = project.source or "(none)"
+        typer.echo(f"{'project':<40} {source:<40} graphs={sorted(project.graphs)}")
         return
     _run_server(loaded.config, project)
 
 
-def _run_server(cfg, project) -> None:  # type: ignore[no-untyped-def]
+def _run_server(cfg: Config, project: Project) -> None:
     import trio
 
     from aegra import logs
@@ -124,8 +129,8 @@ def dev(
 @app.command()
 def up(
     build: Annotated[bool, typer.Option("--build/--no-build", help="Build images first")] = True,
-    file: Annotated[Optional[str], typer.Option("--file", "-f", help="Compose file")] = None,
-    services: Annotated[Optional[list[str]], typer.Argument(help="Services to start")] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Compose file")] = None,
+    services: Annotated[list[str] | None, typer.Argument(help="Services to start")] = None,
 ) -> None:
     """Start PostgreSQL, Redis and the app with Docker Compose."""
     from aegra import compose
@@ -136,7 +141,7 @@ def up(
 @app.command()
 def down(
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove data volumes")] = False,
-    file: Annotated[Optional[str], typer.Option("--file", "-f", help="Compose file")] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Compose file")] = None,
 ) -> None:
     """Stop the Docker Compose stack."""
     from aegra import compose

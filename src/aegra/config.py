@@ -188,7 +188,8 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
             for key, value in values.items():
                 masked = (section, key) in SECRET_KEYS and value
                 shown = _mask(str(value)) if masked else repr(value)
-                rows.append((f"{section}.{key}", shown, self.sources.get(f"{section}.{key}", "default")))
+                name = f"{section}.{key}"
+                rows.append((name, shown, self.sources.get(name, "default")))
         return rows
 
 
@@ -284,7 +285,8 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
         ("lease.heartbeat_interval_s", config.lease.heartbeat_interval_s,
          0 < config.lease.heartbeat_interval_s < config.lease.duration_s,
          "must be > 0 and below lease.duration_s"),
-        ("reaper.interval_s", config.reaper.interval_s, config.reaper.interval_s > 0, "must be > 0"),
+        ("reaper.interval_s", config.reaper.interval_s, config.reaper.interval_s > 0,
+         "must be > 0"),
         ("shutdown.drain_timeout_s", config.shutdown.drain_timeout_s,
          config.shutdown.drain_timeout_s >= 0, "must be >= 0"),
         ("cron.max_per_user", config.cron.max_per_user, config.cron.max_per_user >= 0,

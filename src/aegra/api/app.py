@@ -68,11 +68,6 @@ def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
 
 def _feature_blueprints() -> list[object]:
     """Blueprints of the resource issues (#3 onwards) register here."""
-    from aegra.api import assistants
-    from aegra.api import store
-    from aegra.api import threads
-    from aegra.api import runs
-    from aegra.api import thread_stream
-    from aegra.api import crons
+    from aegra.api import assistants, crons, runs, store, thread_stream, threads
 
     return [assistants.bp, store.bp, threads.bp, runs.bp, thread_stream.bp, crons.bp]

@@ -86,7 +86,7 @@ async def _follow(d: Any, thread_id: str, modes: set[str] | None, resume_run: st
             run = upcoming[0]
             after_created = run["created_at"]
             run_id = run["run_id"]
-            async for frame in run_events(lambda: service.broker.subscribe(run_id, 0),
+            async for frame in run_events(lambda rid=run_id: service.broker.subscribe(rid, 0),
                                           keepalive_s=keepalive, modes=modes):
                 yield frame
             followed = True

@@ -108,7 +108,7 @@ class PgPool:
         async def _close() -> None:
             try:
                 await asyncio.wait_for(pool.close(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pool.terminate()
         await _close()
 
