@@ -8,6 +8,7 @@ coroutine function with ``aio``. Nothing asyncio-shaped is returned to Trio code
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -26,7 +27,30 @@ async def open_loop() -> AsyncIterator[None]:
         # "Task exception was never retrieved" from any library would stop the whole
         # server. A server logs it, as plain asyncio does, and keeps serving.
         loop.set_exception_handler(_log_loop_error)
+        _same_thread_callbacks_stay_local(loop)
         yield
+
+
+def _same_thread_callbacks_stay_local(loop: Any) -> None:
+    """``call_soon_threadsafe`` from the loop's own thread becomes ``call_soon``.
+
+    trio-asyncio implements it with ``TrioToken.run_sync_soon``: a write to trio's wakeup
+    socket and a pass through its system task, for every call. LangGraph's message
+    streaming calls it once per token from the loop itself (its callback handler hands
+    each chunk to the stream's queue that way), which made it 12% of a streaming server's
+    CPU in a py-spy profile. From the loop's thread the plain queue is the same thing,
+    without the syscall; calls from other threads (executor results) keep the safe path.
+    Set on this loop instance only.
+    """
+    owner = threading.get_ident()
+    threadsafe = loop.call_soon_threadsafe
+
+    def call_soon_threadsafe(callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == owner:
+            return loop.call_soon(callback, *args, **kwargs)
+        return threadsafe(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = call_soon_threadsafe
 
 
 def _log_loop_error(loop: Any, context: dict[str, Any]) -> None:
