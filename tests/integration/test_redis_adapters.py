@@ -195,3 +195,42 @@ async def test_a_wait_timed_out_by_the_keepalive_loses_nothing(private_redis):
         await sub.aclose()
         assert got == [1, 2, 3, 4]
         await broker.close()
+
+
+async def test_a_published_batch_drains_without_waiting(private_redis):
+    """receive_nowait (the SSE writer's batching): once one event of a published batch
+    has been awaited, the rest come without waiting, in order; then WouldBlock. The end
+    marker is left to the next await, which still replays and ends the stream."""
+    async with aio.open_loop():
+        client = await _client(private_redis.url)
+        broker = RedisBroker(client)
+        await broker.open()
+        with trio.fail_after(5):
+            while not broker.healthy:
+                await trio.sleep(0.01)
+        producer = broker.producer("batched")
+        await _emit(producer, ["metadata"])
+        sub = await broker.subscribe("batched", 0)
+        got = [(await sub.__anext__()).seq]
+        await _emit(producer, [f"e{i}" for i in range(5)])  # one Lua call, one message
+        got.append((await sub.__anext__()).seq)
+        while True:
+            try:
+                got.append(sub.receive_nowait().seq)
+            except trio.WouldBlock:
+                break
+        assert got == [1, 2, 3, 4, 5, 6]
+        await broker.finish("batched", {"status": "success"}, (("end", b"{}"),))
+        rest = []
+        with trio.fail_after(5):
+            while True:  # the end event, then the marker: flagged, left to the next await
+                try:
+                    rest.append(sub.receive_nowait().name)
+                except trio.WouldBlock:
+                    if sub._end_seen:
+                        break
+                    await trio.sleep(0.01)
+        rest += [event.name async for event in sub]  # replays from the buffer, then ends
+        await sub.aclose()
+        assert rest == ["end"]
+        await broker.close()

@@ -166,6 +166,25 @@ class RedisSubscription:
             else:
                 self._queue(split(data))
 
+    def receive_nowait(self) -> StreamEvent:
+        """The next event if it is already here, else ``trio.WouldBlock``: lets the SSE
+        writer send the rest of a published batch in the same write. Anything that needs
+        an await (a replay, the end) is flagged and left to the next ``__anext__``."""
+        while True:
+            if self._pending:
+                event = self._pending.popleft()
+                self.last = event.seq
+                return event
+            if self._finished or self._replay_needed or self._end_seen:
+                raise trio.WouldBlock
+            data = self._recv.receive_nowait()  # WouldBlock, or EndOfChannel when cut off
+            if data == DONE:
+                self._end_seen = True
+            elif data == RESYNC:
+                self._replay_needed = True
+            else:
+                self._queue(split(data))
+
     async def aclose(self) -> None:
         self._send.close()
         await self.broker.fanout.unsubscribe(self.channel, self._sink)
