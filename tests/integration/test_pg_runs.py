@@ -33,6 +33,14 @@ async def _pool(dsn):
     return pool
 
 
+async def _claimed(dsn):
+    """A pool, and a run of thread "t" created and claimed by owner "A"."""
+    pool = await _pool(dsn)
+    runs = PgRuns(pool)
+    run_id = (await runs.create(new("t"))).run["run_id"]
+    return pool, run_id, await runs.claim(run_id, "A", 30)
+
+
 def new(thread_id, strategy="enqueue", **kw):
     return NewRun(thread_id=thread_id, assistant_id="a", graph_id="g", params={"x": 1},
                   multitask_strategy=strategy, if_not_exists="create", **kw)
@@ -118,10 +126,7 @@ async def test_checkpoint_writes_are_fenced_by_the_claim(migrated):
     from aegra.adapters.aio import call
 
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
 
         async def write(owner, attempt, checkpoint_id):
             from langgraph.checkpoint.base import empty_checkpoint
@@ -159,10 +164,7 @@ async def test_blob_and_pending_writes_are_fenced_as_a_whole(migrated):
     from aegra.adapters.aio import call
 
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 
         async def write(attempt, checkpoint_id, version, writes_only=None):
@@ -240,10 +242,7 @@ async def test_writes_arriving_during_a_transaction_share_the_next_one(migrated)
     from aegra.adapters.aio import call
 
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": "",
                                    "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
 
@@ -291,10 +290,7 @@ async def test_a_cancelled_writer_leaves_its_write_whole(migrated):
     from aegra.adapters.aio import call
 
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 
         async def scenario():
@@ -346,10 +342,7 @@ async def test_a_write_interrupted_midway_commits_nothing(migrated):
     from aegra.adapters.langgraph.fenced import _fenced_transaction
 
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
         insert = ("INSERT INTO checkpoint_migrations (v) VALUES (%s)",
                   [(1000 + i,) for i in range(500)])
 
@@ -390,10 +383,7 @@ async def test_write_behind_returns_at_once_and_settle_waits_for_the_commit(migr
     # A linger longer than the test: only settle() starts the send, whatever the load.
     monkeypatch.setattr(fenced, "LINGER_S", 60.0)
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": "",
                                    "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
 
@@ -442,10 +432,7 @@ async def test_write_behind_is_sent_after_the_linger_without_settle(migrated):
     from aegra.adapters.langgraph import fenced
 
     async with aio.open_loop():
-        pool = await _pool(migrated)
-        runs = PgRuns(pool)
-        run_id = (await runs.create(new("t"))).run["run_id"]
-        claimed = await runs.claim(run_id, "A", 30)
+        pool, run_id, claimed = await _claimed(migrated)
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": "",
                                    "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
 

@@ -22,6 +22,16 @@ async def _client(url):
     return await make()
 
 
+async def _open_broker(client):
+    """A RedisBroker whose pub/sub connection is up."""
+    broker = RedisBroker(client)
+    await broker.open()
+    with trio.fail_after(5):
+        while not broker.healthy:
+            await trio.sleep(0.01)
+    return broker
+
+
 async def _emit(producer, names):
     async def go():
         for name in names:
@@ -72,11 +82,7 @@ async def test_concurrent_publishing_while_subscribing_loses_and_repeats_nothing
         private_redis):
     async with aio.open_loop():
         client = await _client(private_redis.url)
-        broker = RedisBroker(client)
-        await broker.open()
-        with trio.fail_after(5):
-            while not broker.healthy:
-                await trio.sleep(0.01)
+        broker = await _open_broker(client)
         producer = broker.producer("run2")
         results: list[list[int]] = []
 
@@ -154,11 +160,7 @@ async def test_queue_order_front_and_postgres_fallback(private_redis, migrated):
 async def test_cancel_bus_reaches_listeners(private_redis):
     async with aio.open_loop():
         client = await _client(private_redis.url)
-        broker = RedisBroker(client)
-        await broker.open()
-        with trio.fail_after(5):
-            while not broker.healthy:
-                await trio.sleep(0.01)
+        broker = await _open_broker(client)
         bus = RedisCancelBus(client, broker.fanout)
         got: list[tuple[str, str]] = []
         sink = await bus.listen(lambda r, a: got.append((r, a)), lambda: None)
@@ -176,11 +178,7 @@ async def test_a_wait_timed_out_by_the_keepalive_loses_nothing(private_redis):
     must survive that and still deliver every event, then end on the marker."""
     async with aio.open_loop():
         client = await _client(private_redis.url)
-        broker = RedisBroker(client)
-        await broker.open()
-        with trio.fail_after(5):
-            while not broker.healthy:
-                await trio.sleep(0.01)
+        broker = await _open_broker(client)
         producer = broker.producer("quiet-run")
         await _emit(producer, ["metadata"])
         sub = await broker.subscribe("quiet-run", 0)
@@ -203,11 +201,7 @@ async def test_a_published_batch_drains_without_waiting(private_redis):
     marker is left to the next await, which still replays and ends the stream."""
     async with aio.open_loop():
         client = await _client(private_redis.url)
-        broker = RedisBroker(client)
-        await broker.open()
-        with trio.fail_after(5):
-            while not broker.healthy:
-                await trio.sleep(0.01)
+        broker = await _open_broker(client)
         producer = broker.producer("batched")
         await _emit(producer, ["metadata"])
         sub = await broker.subscribe("batched", 0)

@@ -157,14 +157,17 @@ class RedisSubscription:
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 self._finished = True  # cut off for lagging: the client resumes by id
                 continue
-            if data == DONE:
-                # Events published before the marker are already here; anything the
-                # buffer holds beyond them (a resync race) is read once more.
-                self._end_seen = True
-            elif data == RESYNC:
-                self._replay_needed = True
-            else:
-                self._queue(split(data))
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        if data == DONE:
+            # Events published before the marker are already here; anything the buffer
+            # holds beyond them (a resync race) is read once more.
+            self._end_seen = True
+        elif data == RESYNC:
+            self._replay_needed = True
+        else:
+            self._queue(split(data))
 
     def receive_nowait(self) -> StreamEvent:
         """The next event if it is already here, else ``trio.WouldBlock``: lets the SSE
@@ -177,13 +180,7 @@ class RedisSubscription:
                 return event
             if self._finished or self._replay_needed or self._end_seen:
                 raise trio.WouldBlock
-            data = self._recv.receive_nowait()  # WouldBlock, or EndOfChannel when cut off
-            if data == DONE:
-                self._end_seen = True
-            elif data == RESYNC:
-                self._replay_needed = True
-            else:
-                self._queue(split(data))
+            self._take(self._recv.receive_nowait())  # WouldBlock; EndOfChannel if cut off
 
     async def aclose(self) -> None:
         self._send.close()
