@@ -228,3 +228,20 @@ async def test_a_published_batch_drains_without_waiting(private_redis):
         await sub.aclose()
         assert rest == ["end"]
         await broker.close()
+
+
+async def test_replay_survives_a_redis_restart(private_redis):
+    """A pooled connection opened before Redis restarted fails once on its next use
+    ("closed by server"); a replay (what every stream and /wait starts with) retries
+    on a fresh connection instead of failing the request."""
+    async with aio.open_loop():
+        client = await _client(private_redis.url)
+        broker = RedisBroker(client)
+        await _emit(broker.producer("restart"), ["metadata", "values"])
+        frames, done = await broker.replay("restart", 0)
+        assert len(frames) == 2 and not done
+        private_redis.stop()
+        private_redis.start()  # empty: nothing is persisted
+        frames, done = await broker.replay("restart", 0)
+        assert (frames, done) == ([], False)
+        await aio.call(client.aclose)

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 import trio
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aegra import logs
 from aegra.adapters.aio import aio
@@ -218,11 +219,20 @@ class RedisBroker:
     @aio
     async def replay(self, run_id: str, after_seq: int) -> tuple[list[bytes], bool]:
         _, cache, _, done = keys(run_id)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.lrange(cache, after_seq, -1)
-            pipe.exists(done)
-            frames, finished = await pipe.execute()
-        return frames, bool(finished)
+        for attempt in (1, 2):
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.lrange(cache, after_seq, -1)
+                    pipe.exists(done)
+                    frames, finished = await pipe.execute()
+                return frames, bool(finished)
+            except RedisConnectionError:
+                # After Redis restarts, a pooled connection opened before the outage
+                # fails once ("closed by server") and is dropped; the retry gets a new
+                # one. A second failure is a real outage.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def subscribe(self, run_id: str, after_seq: int) -> Any:
         if not self.healthy:
@@ -281,6 +291,10 @@ class RedisBroker:
         try:
             async for _ in sub:
                 pass
+        except Exception as exc:  # noqa: BLE001  Redis went away under the subscription
+            log.warning("redis.wait_failed", run_id=run_id, error=repr(exc))
+            await trio.sleep(1.0)  # the caller re-checks the database; no hot loop
+            return None
         finally:
             with trio.move_on_after(2, shield=True):
                 await sub.aclose()
