@@ -63,6 +63,9 @@ class PostgresCfg(_Section):
 class RedisCfg(_Section):
     enabled: bool = False  # REDIS_BROKER_ENABLED
     url: str = "redis://localhost:6379/0"
+    # How long a run's stream events wait for company before they are published: one
+    # Lua call and one pub/sub message per batch instead of per 3 events.
+    publish_linger_s: float = 0.01
 
 
 class WorkerCfg(_Section):
@@ -282,6 +285,8 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
         ("worker.max_retries", config.worker.max_retries, config.worker.max_retries >= 0,
          "must be >= 0"),
         ("lease.duration_s", config.lease.duration_s, config.lease.duration_s > 0, "must be > 0"),
+        ("redis.publish_linger_s", config.redis.publish_linger_s,
+         0 <= config.redis.publish_linger_s <= 1, "must be between 0 and 1"),
         ("lease.heartbeat_interval_s", config.lease.heartbeat_interval_s,
          0 < config.lease.heartbeat_interval_s < config.lease.duration_s,
          "must be > 0 and below lease.duration_s"),

@@ -10,7 +10,7 @@ import trio
 from aegra.adapters import aio
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.pool import PgPool
-from aegra.adapters.redis.broker import RedisBroker, keys
+from aegra.adapters.redis.broker import RedisBroker, keys, parse
 from aegra.adapters.redis.cancel import RedisCancelBus
 from aegra.adapters.redis.queue import JOBS, RedisQueue
 
@@ -244,4 +244,31 @@ async def test_replay_survives_a_redis_restart(private_redis):
         private_redis.start()  # empty: nothing is persisted
         frames, done = await broker.replay("restart", 0)
         assert (frames, done) == ([], False)
+        await aio.call(client.aclose)
+
+
+async def test_publish_linger_batches_a_run_and_the_drain_cuts_it_short(private_redis):
+    """With a publish linger, events emitted while it runs go out in one Lua call (one
+    pub/sub message); the run's final drain (aclose) does not wait the linger out."""
+    import asyncio
+
+    async with aio.open_loop():
+        client = await _client(private_redis.url)
+        broker = RedisBroker(client, linger_s=30.0)  # far longer than the test may take
+        await aio.call(client.config_resetstat)
+
+        async def run():
+            producer = broker.producer("lingered")
+            for i in range(10):
+                producer.emit("custom", b'{"i":%d}' % i)
+                await asyncio.sleep(0.01)  # a graph's pace: ten separate emits
+            await producer.aclose()
+
+        with trio.fail_after(10):
+            await aio.call(run)
+        evalsha = (await aio.call(client.info, "commandstats"))["cmdstat_evalsha"]
+        # (redis-py's first EVALSHA of a script fails with NOSCRIPT, then loads it)
+        assert evalsha["calls"] - evalsha["failed_calls"] == 1
+        frames, _ = await broker.replay("lingered", 0)
+        assert [parse(f).seq for f in frames] == list(range(1, 11))
         await aio.call(client.aclose)

@@ -88,7 +88,7 @@ class RunRuntime:
             from aegra.adapters.redis.cancel import RedisCancelBus
             from aegra.adapters.redis.queue import RedisQueue
 
-            self.broker = RedisBroker(redis.client)
+            self.broker = RedisBroker(redis.client, linger_s=cfg.redis.publish_linger_s)
             self.queue = RedisQueue(redis.client, pg, poll_s=cfg.reaper.postgres_poll_interval_s,
                                     spawn=self.background.spawn)
             self.cancel_bus = RedisCancelBus(redis.client, self.broker.fanout)
