@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from aegra import logs
-from aegra.adapters.postgres.runs import AssistantLookup, NewRun, PgRuns
+from aegra.adapters.postgres.runs import ASSISTANT_FOR_RUN, AssistantLookup, NewRun, PgRuns
 from aegra.domain.errors import Draining, Invalid
 from aegra.domain.ports import ClaimedRun, Outcome
 from aegra.domain.runs import STREAM_MODES, TERMINAL
@@ -46,30 +46,31 @@ class RunService:
         self.poll_s = poll_s
 
     # -- creation -------------------------------------------------------------------------
-    async def assistant(self, value: str) -> dict[str, Any]:
-        """The assistant a run names (an assistant id or a graph id): one query."""
+    def _lookup(self, value: str, build: Any = None) -> AssistantLookup:
+        """How to find the assistant a run names (an assistant id or a graph id)."""
         from aegra.adapters.postgres.assistants import canonical_id, not_found
 
-        row = await self.pg.fetchrow(
-            """SELECT assistant_id, graph_id, config, context FROM assistant
-               WHERE assistant_id = $1 AND graph_id = ANY($2)""",
-            canonical_id(self.graphs, value), self.graphs.ids())
+        return AssistantLookup(assistant_id=canonical_id(self.graphs, value),
+                               graph_ids=self.graphs.ids(), missing=not_found(value),
+                               build=build)
+
+    async def assistant(self, value: str) -> dict[str, Any]:
+        """The assistant a run names: one query (the create path reads it inside its
+        own transaction instead)."""
+        lookup = self._lookup(value)
+        row = await self.pg.fetchrow(ASSISTANT_FOR_RUN, lookup.assistant_id,
+                                     lookup.graph_ids)
         if row is None:
-            raise not_found(value)
+            raise lookup.missing
         return row
 
     async def create(self, body: dict[str, Any], *, thread_id: str | None,
                      user_id: str | None = None, cron_id: str | None = None) -> dict[str, Any]:
         if self.intake_stopped is not None and self.intake_stopped.is_set():
             raise Draining("this instance is draining; retry on another instance")
-        from aegra.adapters.postgres.assistants import canonical_id, not_found
-
-        value = body["assistant_id"]
         threaded = thread_id is not None
-        lookup = AssistantLookup(
-            assistant_id=canonical_id(self.graphs, value), graph_ids=self.graphs.ids(),
-            missing=not_found(value),
-            build=lambda assistant: build_params(body, assistant, threaded))
+        lookup = self._lookup(body["assistant_id"],
+                              lambda assistant: build_params(body, assistant, threaded))
         created = await self.runs.create(NewRun(
             thread_id=thread_id, assistant_id="", graph_id="", params={},  # from lookup
             metadata=body.get("metadata") or {},

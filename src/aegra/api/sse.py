@@ -55,6 +55,11 @@ async def run_events(
     """``first``: the run's opening ``metadata`` event, sent before the subscription is
     even open (the stream of a run just created need not wait for a worker to start it);
     the worker's own copy (event 1) is then not sent again."""
+    def keep(event: StreamEvent) -> bool:
+        if first is not None and event.seq == 1 and event.name == "metadata":
+            return False  # the worker's copy of ``first``
+        return _wanted(event.name, modes)
+
     sub = None
     finished = False
     sent = False
@@ -89,9 +94,7 @@ async def run_events(
             if event is None:
                 yield KEEPALIVE
                 continue
-            frames = [event.frame] if _wanted(event.name, modes) else []
-            if first is not None and event.seq == 1 and event.name == "metadata":
-                frames = []
+            frames = [event.frame] if keep(event) else []
             while drain is not None and len(frames) < MAX_BATCH:
                 try:
                     queued = drain()
@@ -100,8 +103,7 @@ async def run_events(
                 except (trio.EndOfChannel, trio.ClosedResourceError):
                     closed = True
                     break
-                if _wanted(queued.name, modes) and not (
-                        first is not None and queued.seq == 1 and queued.name == "metadata"):
+                if keep(queued):
                     frames.append(queued.frame)
             if frames:
                 sent = True
