@@ -98,7 +98,7 @@ def _instrument() -> dict[str, float]:
     during a step's await is that step's (plus the idle actors', which is small)."""
     from aegra.adapters.langgraph.runner import LangGraphRunner
     from aegra.adapters.postgres.runs import PgRuns
-    from aegra.service import RunService
+    from aegra.services.runs import RunService
 
     spent: dict[str, float] = {}
     steps = [(RunService, "assistant", "RunService.assistant (2 lookups)"),

@@ -76,10 +76,12 @@ def serve(
         source = project.source or "(none)"
         typer.echo(f"{'project':<40} {source:<40} graphs={sorted(project.graphs)}")
         return
-    _run_server(loaded.config, project)
+    _run_server(loaded.config, project, loaded.sources)
 
 
-def _run_server(cfg: Config, project: Project) -> None:
+def _run_server(cfg: Config, project: Project, sources: dict[str, str]) -> None:
+    from functools import partial
+
     import trio
 
     from aegra import logs
@@ -93,7 +95,7 @@ def _run_server(cfg: Config, project: Project) -> None:
         logs.get_logger("aegra.cli").warning(
             "project.missing", hint="no aegra.json or langgraph.json here: serving no graphs")
     try:
-        trio.run(boot_serve, cfg, project)
+        trio.run(partial(boot_serve, cfg, project, sources=sources))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     except BaseException as exc:  # noqa: BLE001  one line for the operator, details in the log

@@ -162,6 +162,7 @@ def _environment(env_file: str, config: str | None, settings: str | None
     if path.is_file():
         projmod.apply_env(projmod.parse_dotenv(path.read_text()), env)
     env.setdefault("REDIS_BROKER_ENABLED", "false")  # dev runs in-process, no Redis needed
+    env["AEGRA_DEV_MODE"] = "1"  # Studio's requests may pass custom auth (disable_studio_auth)
     project_file = projmod.find(config or env.get("AEGRA_CONFIG"))
     root = project_file.parent.resolve() if project_file else Path.cwd().resolve()
     seen = dict(env)

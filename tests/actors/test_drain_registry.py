@@ -14,9 +14,9 @@ from functools import partial
 import trio
 
 from aegra.adapters.memory.runs import MemoryRunStore
+from aegra.runtime.registry import RunRegistry
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec, RestartPolicy
-from aegra.supervisor.registry import RunRegistry
 from aegra.supervisor.root import Supervisor
 from aegra.supervisor.worker import run_worker
 from tests.actors.test_leases import BEAT, LEASE, RecordingQueue, ScriptedRunner, worker_deps

@@ -11,10 +11,10 @@ from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.memory.runs import MemoryRunStore
 from aegra.domain.ports import Outcome
+from aegra.runtime.registry import RunRegistry
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec, RestartPolicy
 from aegra.supervisor.reaper import run_reaper
-from aegra.supervisor.registry import RunRegistry
 from aegra.supervisor.root import Supervisor
 from aegra.supervisor.worker import WorkerDeps, run_worker
 

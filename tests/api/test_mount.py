@@ -12,8 +12,8 @@ from aegra.api.app import create_app
 from aegra.api.deps import Deps
 from aegra.api.mount import MountedApp, mount
 from aegra.project import empty
-from aegra.supervisor.registry import RunRegistry
-from aegra.supervisor.state import Board
+from aegra.runtime.board import Board
+from aegra.runtime.registry import RunRegistry
 
 
 class UserApp:

@@ -221,8 +221,8 @@ async def delete_assistant(assistant_id: str) -> Response:
     delete_threads = request.args.get("delete_threads", "").lower() == "true"
     aid = _aid(assistant_id)
     # Its in-flight runs stop first; their rows then go with the assistant (cascade).
-    runs = d.extra.get("runs")
-    if runs is not None:
+    runs = d.services.runs
+    if True:
         active = [r["run_id"] for r in await d.pg.fetch(
             """SELECT run_id FROM runs WHERE assistant_id = $1
                AND status IN ('pending', 'running')""", aid)]

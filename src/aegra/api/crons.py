@@ -22,13 +22,13 @@ from quart import Blueprint, Response, g
 
 from aegra.adapters.postgres.assistants import canonical_id
 from aegra.adapters.postgres.crons import SORTABLE, NewCron, PgCrons, to_cron
-from aegra.api.deps import deps
+from aegra.api.deps import deps, services
 from aegra.api.run_models import run_json
 from aegra.api.wire import body, json
 from aegra.domain import crons
 from aegra.domain.errors import Draining, Invalid
 from aegra.domain.runs import new_run_id
-from aegra.service import RunService, stream_modes
+from aegra.services.runs import RunService, stream_modes
 from aegra.supervisor.cron import after_commit, cron_run
 
 bp = Blueprint("crons", __name__)
@@ -100,7 +100,7 @@ assert set(SortBy.__args__) == set(SORTABLE)  # type: ignore[attr-defined]
 
 
 def _service() -> RunService:
-    return deps().extra["runs"]  # type: ignore[no-any-return]
+    return services().runs
 
 
 def _store() -> PgCrons:

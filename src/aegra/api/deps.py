@@ -8,9 +8,11 @@ from typing import Any
 from quart import current_app
 
 from aegra.config import Config
+from aegra.domain.ports import Authenticator
 from aegra.project import Project
-from aegra.supervisor.registry import RunRegistry
-from aegra.supervisor.state import Board
+from aegra.runtime.board import Board
+from aegra.runtime.registry import RunRegistry
+from aegra.services.container import Services
 
 
 @dataclass
@@ -20,13 +22,23 @@ class Deps:
     board: Board
     registry: RunRegistry
     version: str
-    pg: Any = None  # aegra.adapters.postgres.pool.PgPool
-    langgraph: Any = None  # aegra.adapters.langgraph.persistence.LangGraphPersistence
-    redis: Any = None  # aegra.adapters.redis.client.RedisClient | None
-    graphs: Any = None  # aegra.adapters.langgraph.graphs.GraphRegistry (issue #3)
+    # Probed by /health and /ready only; handlers reach storage through ``services``.
+    pg: Any = None  # PgPool: Any keeps api free of adapter imports
+    langgraph: Any = None  # LangGraphPersistence
+    redis: Any = None  # RedisClient | None
+    graphs: Any = None  # GraphRegistry
     features: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    services: Services | None = None
+    authenticator: Authenticator | None = None  # None: AUTH_TYPE=noop
 
 
 def deps() -> Deps:
-    return current_app.extensions["aegra"]  # type: ignore[no-any-return]
+    found: Deps = current_app.extensions["aegra"]
+    return found
+
+
+def services() -> Services:
+    found = deps().services
+    if found is None:
+        raise RuntimeError("services are not wired on this app")
+    return found

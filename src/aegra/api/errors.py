@@ -58,7 +58,10 @@ def _leaf(exc: BaseException) -> BaseException:
 def to_response(exc: BaseException) -> Response:
     exc = _leaf(exc)
     if isinstance(exc, DomainError):
-        return error_response(exc.status, exc.message, exc.kind, exc.field)
+        response = error_response(exc.status, exc.message, exc.kind, exc.field)
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            response.headers[name] = value  # e.g. WWW-Authenticate from an auth handler
+        return response
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         if status == 404:

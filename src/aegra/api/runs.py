@@ -9,13 +9,13 @@ import msgspec
 import trio
 from quart import Blueprint, Response, request
 
-from aegra.api.deps import deps
+from aegra.api.deps import deps, services
 from aegra.api.run_models import CancelMany, RunCreate, cancel_action, run_json, validate
 from aegra.api.sse import long_poll, run_events, sse_response
 from aegra.api.wire import body, encode, json, query_list
 from aegra.domain.errors import Invalid, NotFound
 from aegra.domain.runs import TERMINAL, parse_event_id, sse_frame
-from aegra.service import RunService, stream_modes, wait_payload
+from aegra.services.runs import RunService, stream_modes, wait_payload
 
 bp = Blueprint("runs", __name__)
 
@@ -28,7 +28,7 @@ def _no_content() -> Response:
 
 
 def _service() -> RunService:
-    return deps().extra["runs"]  # type: ignore[no-any-return]
+    return services().runs
 
 
 def _locations(run: dict[str, Any], suffix: str) -> dict[str, str]:

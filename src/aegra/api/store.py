@@ -74,7 +74,8 @@ class NamespacesResponse(msgspec.Struct, kw_only=True):
 
 
 def _store() -> ItemStore:
-    found = deps().extra.get("store")
+    svc = deps().services.store
+    found = svc.items if svc is not None else None
     if found is None:
         raise StoreUnavailable("the store is not configured on this instance")
     return found  # type: ignore[no-any-return]

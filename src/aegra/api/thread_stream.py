@@ -64,7 +64,7 @@ async def join_thread_stream(thread_id: str) -> Response:
 async def _follow(d: Any, thread_id: str, modes: set[str] | None, resume_run: str | None,
                   resume_seq: int, since: Any, *, idle_s: float) -> AsyncIterator[bytes]:
     # ``d`` is passed in: the body runs after the handler returned, outside the app context.
-    service = d.extra["runs"]
+    service = d.services.runs
     keepalive = d.config.http.keepalive_interval_s
     after_created = None
     followed = False

@@ -151,8 +151,8 @@ async def delete_thread(thread_id: str) -> Response:
     if not await threads().existing([tid]):
         raise NotFound(f"Thread with ID {tid} not found")
     # Active runs stop first (spec §2.2); their rows then go with the thread (cascade).
-    runs = deps().extra.get("runs")
-    if runs is not None:
+    runs = deps().services.runs
+    if True:
         active = await runs.runs.inflight(thread_id=tid)
         if active:
             await runs.cancel(active, "interrupt")

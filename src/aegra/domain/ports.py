@@ -7,10 +7,12 @@ Nothing asyncio-shaped crosses a port.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
+
+from aegra.domain.auth import Caller, Filter
 
 
 class ClaimedRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,3 +67,25 @@ class EventBroker(Protocol):
 
 class CancelBus(Protocol):
     async def publish(self, run_id: str, action: str) -> None: ...
+
+
+class Authorizer(Protocol):
+    """The ``@auth.on`` handlers: allow (None), a filter to apply inside the query, or
+    raise (Forbidden / AuthFailed). ``value`` is mutable: a handler may stamp metadata or
+    rewrite a store namespace, and the service uses the edited value."""
+
+    enabled: bool
+
+    async def authorize(self, caller: Caller, resource: str, action: str,
+                        value: dict[str, Any]) -> Filter | None: ...
+
+
+class Authenticator(Protocol):
+    """The ``@auth.authenticate`` handler behind the HTTP edge. ``scope`` is the raw ASGI
+    scope; ``body`` (parsed JSON) is only read when the handler asks for it."""
+
+    wants_body: bool
+
+    async def authenticate(self, scope: Mapping[str, Any], *, body: Any = None,
+                           request: Any = None, path_params: dict[str, str] | None = None
+                           ) -> Caller: ...

@@ -7,13 +7,16 @@ here is closed here, in reverse, under a bounded shield.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from functools import partial
 
 import trio
 
 from aegra import __version__
 from aegra.adapters import aio
+from aegra.adapters import auth as auth_adapter
 from aegra.adapters.langgraph import store_index
 from aegra.adapters.langgraph.graphs import GraphLoadError, GraphRegistry
 from aegra.adapters.langgraph.persistence import LangGraphPersistence
@@ -30,13 +33,14 @@ from aegra.config import Config
 from aegra.domain.errors import StoreUnavailable
 from aegra.logs import get_logger
 from aegra.project import Project
+from aegra.runtime.board import Board
+from aegra.runtime.registry import RunRegistry
+from aegra.supervisor import wiring
 from aegra.supervisor.http import run_http
 from aegra.supervisor.policy import ActorSpec, RestartPolicy
-from aegra.supervisor.registry import RunRegistry
 from aegra.supervisor.root import Supervisor, run_until_stopped
 from aegra.supervisor.runtime import RunRuntime
 from aegra.supervisor.sdnotify import Notifier, watchdog_interval_s
-from aegra.supervisor.state import Board
 from aegra.supervisor.watchdog import run_watchdog
 
 log = get_logger("aegra.boot")
@@ -82,13 +86,16 @@ async def migrate_on_startup(cfg: Config, project: Project) -> None:
              ms=round((trio.current_time() - t0) * 1000, 1))
 
 
-async def serve(cfg: Config, project: Project, *,
+async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one aegra instance until SIGTERM/SIGINT; raise on a fatal error."""
     for dep in project.dependencies:
         if str(dep) not in sys.path:
             sys.path.insert(0, str(dep))
     user_app = load_user_app(project)  # before any I/O: a broken http.app fails fast
+    # Before any I/O too, and fail closed: a broken auth module never serves.
+    sdk_auth = auth_adapter.load(cfg, project, sources,
+                                 dev=os.environ.get("AEGRA_DEV_MODE") == "1")
     try:
         graphs = GraphRegistry.load(project)  # before any I/O too: a broken graph fails fast
     except GraphLoadError as exc:
@@ -118,8 +125,7 @@ async def serve(cfg: Config, project: Project, *,
                         version=__version__, pg=pg, langgraph=lg, redis=redis,
                         graphs=graphs)
             deps.features["store_semantic_search"] = store_opts.semantic
-            deps.extra["store"] = PgItemStore(lg, semantic=store_opts.semantic,
-                                              ttl_enabled=store_opts.ttl is not None)
+            deps.authenticator = sdk_auth
             app = mount(create_app(deps, metrics), user_app)
             sup_cfg = cfg.supervisor
             supervisor = Supervisor(
@@ -131,13 +137,15 @@ async def serve(cfg: Config, project: Project, *,
                 http_grace_s=cfg.shutdown.http_grace_s,
                 board=board, registry=registry, notifier=notifier,
             )
-            deps.extra["supervisor"] = supervisor
             runtime = RunRuntime(cfg, pg=pg, graphs=graphs, registry=registry,
                                  intake_stopped=supervisor.intake_stopped, metrics=metrics,
                                  redis=redis)
             await runtime.open()
-            deps.extra["runs"] = runtime.service
-            deps.extra["runtime"] = runtime
+            deps.services = wiring.build(wiring.Parts(
+                cfg=cfg, project=project, pg=pg, langgraph=lg, graphs=graphs,
+                runtime=runtime, auth=sdk_auth or auth_adapter.NoAuth(),
+                item_store=PgItemStore(lg, semantic=store_opts.semantic,
+                                       ttl_enabled=store_opts.ttl is not None)))
             await runtime.recover()
             outer = [ActorSpec("watchdog", partial(
                 run_watchdog, notifier, watchdog_interval_s(), metrics.loop_lag.set, registry.ids,

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import trio
 
 from aegra import logs
-from aegra.supervisor.registry import RunRegistry
+from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.cancel")
 

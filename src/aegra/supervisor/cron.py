@@ -40,7 +40,7 @@ from aegra.adapters.postgres.crons import Fired, Firing, PgCrons
 from aegra.adapters.postgres.runs import Created, NewRun
 from aegra.domain import crons
 from aegra.domain.errors import Invalid
-from aegra.service import build_params
+from aegra.services.runs import build_params
 from aegra.supervisor.policy import ActorSpec
 
 log = logs.get_logger("aegra.cron")

@@ -18,7 +18,7 @@ import trio
 from aegra import logs
 from aegra.domain.errors import DomainError
 from aegra.domain.leases import fence_margin, heartbeat_deadline
-from aegra.supervisor.registry import RunRegistry
+from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.heartbeat")
 

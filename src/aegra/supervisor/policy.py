@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from aegra.logs import get_logger
-from aegra.supervisor.state import Board
+from aegra.runtime.board import Board
 
 log = get_logger("aegra.supervisor")
 

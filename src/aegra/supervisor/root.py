@@ -30,10 +30,10 @@ from typing import Any
 import trio
 
 from aegra.logs import get_logger
+from aegra.runtime.board import Board
+from aegra.runtime.registry import RunRegistry
 from aegra.supervisor.policy import ActorSpec, RestartPolicy, supervise
-from aegra.supervisor.registry import RunRegistry
 from aegra.supervisor.sdnotify import Notifier
-from aegra.supervisor.state import Board
 
 log = get_logger("aegra.supervisor")
 

@@ -24,13 +24,13 @@ from aegra.adapters.postgres.leases import PgLeases
 from aegra.adapters.postgres.runs import PgRuns
 from aegra.adapters.postgres.threads import PgThreads
 from aegra.config import Config
-from aegra.service import RunService
+from aegra.runtime.registry import RunRegistry
+from aegra.services.runs import RunService
 from aegra.supervisor.cancel_listener import run_cancel_listener
 from aegra.supervisor.cron import ticker_spec
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec
 from aegra.supervisor.reaper import run_reaper
-from aegra.supervisor.registry import RunRegistry
 from aegra.supervisor.worker import WorkerDeps, run_worker
 
 log = logs.get_logger("aegra.runtime")

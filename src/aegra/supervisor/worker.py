@@ -20,7 +20,7 @@ import trio
 
 from aegra import logs
 from aegra.domain.ports import ClaimedRun, Outcome
-from aegra.supervisor.registry import RunRegistry
+from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.worker")
 CLEANUP_S = 10.0  # bound on must-finish writes (final status, hand-back)

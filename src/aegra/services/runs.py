@@ -20,7 +20,7 @@ from aegra.adapters.postgres.runs import ASSISTANT_FOR_RUN, AssistantLookup, New
 from aegra.domain.errors import Draining, Invalid
 from aegra.domain.ports import ClaimedRun, Outcome
 from aegra.domain.runs import STREAM_MODES, TERMINAL
-from aegra.supervisor.registry import RunRegistry
+from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.runs")
 
