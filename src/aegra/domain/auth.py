@@ -137,3 +137,21 @@ def strip_reserved(mapping: dict[str, Any] | None) -> tuple[dict[str, Any] | Non
     if not dropped:
         return mapping, []
     return {k: v for k, v in mapping.items() if k not in RESERVED_CONFIGURABLE}, dropped
+
+
+def with_identity(config: dict[str, Any], user: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's config with the server-owned identity keys (spec/auth.md item 13).
+
+    Whatever a client put under the reserved keys is dropped first; then, for an
+    authenticated caller, ``langgraph_auth_user`` (plain data: the runner hands the
+    graph an object with attribute and key access), ``langgraph_auth_user_id`` and
+    ``langgraph_auth_permissions``. Stored in the run's execution parameters, so a
+    worker on any instance, a resumed run and a cron firing see the same user.
+    """
+    configurable, _ = strip_reserved(config.get("configurable") or {})
+    conf = dict(configurable or {})
+    if user is not None:
+        conf["langgraph_auth_user"] = user
+        conf["langgraph_auth_user_id"] = user["identity"]
+        conf["langgraph_auth_permissions"] = list(user.get("permissions") or [])
+    return {**config, "configurable": conf}
