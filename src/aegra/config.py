@@ -12,13 +12,14 @@ Structs are frozen; the config is passed down, never imported as a global.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import msgspec
 
@@ -115,6 +116,13 @@ class HttpCfg(_Section):
     cors_allow_origins: tuple[str, ...] = ("*",)
 
 
+class StreamCfg(_Section):
+    # A run's replay buffer (what late joiners and reconnects get) keeps at most this
+    # many of its newest events and bytes; live subscribers still get every event.
+    replay_max_events: int = 10_000
+    replay_max_bytes: int = 16 * 1024 * 1024
+
+
 class LogCfg(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
@@ -135,6 +143,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     cron: CronCfg = CronCfg()
     supervisor: SupervisorCfg = SupervisorCfg()
     http: HttpCfg = HttpCfg()
+    stream: StreamCfg = StreamCfg()
     log: LogCfg = LogCfg()
     auth: AuthCfg = AuthCfg()
 
@@ -174,6 +183,7 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "AUTH_TYPE": ("auth", "type"),
 }
 SECRET_KEYS = {("postgres", "password"), ("postgres", "url"), ("redis", "url")}
+LIST_KEYS = {("http", "cors_allow_origins")}  # comma-separated in the environment
 _GENERIC_ENV = re.compile(r"^AEGRA__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
 _ERR_PATH = re.compile(r"at `\$\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
@@ -189,18 +199,56 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
         raw = msgspec.to_builtins(self.config)
         for section, values in raw.items():
             for key, value in values.items():
-                masked = (section, key) in SECRET_KEYS and value
-                shown = _mask(str(value)) if masked else repr(value)
+                if (section, key) in SECRET_KEYS and value:
+                    shown = _mask(str(value))
+                elif isinstance(value, str) and "://" in value:
+                    shown = repr(_mask(value))  # any URL may carry a password
+                else:
+                    shown = repr(value)
                 name = f"{section}.{key}"
                 rows.append((name, shown, self.sources.get(name, "default")))
         return rows
 
 
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
 def _mask(value: str) -> str:
-    """Hide the password of a URL (or a whole bare secret)."""
-    if "://" in value:
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1****@", value)
-    return "****"
+    """Hide every password a URL can carry (``user:pass@``, ``:pass@``, ``?password=``),
+    or a whole bare secret. A URL that cannot be parsed is hidden whole."""
+    if "://" not in value:
+        return "****"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "****"
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")  # the last @: passwords may hold one
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:****@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "****" if _SECRET_PARAM.search(k) else v) for k, v in pairs],
+                          safe="/:*")
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def exposed_without_auth(config: Config) -> str | None:
+    """A warning when the server listens beyond loopback with no authentication."""
+    if config.auth.type != "noop":
+        return None
+    host = config.server.host.strip("[]")
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: assume it is reachable from elsewhere
+    return (f"listening on {config.server.host}:{config.server.port} with AUTH_TYPE=noop: "
+            "anyone who can reach this port can read and run everything; set AUTH_TYPE=custom "
+            "with an auth.path in aegra.json, or bind --host 127.0.0.1")
 
 
 def load(toml_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
@@ -239,7 +287,8 @@ def load(toml_path: str | Path | None = None, environ: Mapping[str, str] | None 
         if value == "" and target != ("postgres", "password"):
             continue  # an empty variable means "not set" (compose files often pass VAR=)
         section, key = target
-        data.setdefault(section, {})[key] = value
+        data.setdefault(section, {})[key] = (
+            [v.strip() for v in value.split(",") if v.strip()] if target in LIST_KEYS else value)
         sources[f"{section}.{key}"] = f"env {name}"
     for dotted, value in (cli or {}).items():
         section, key = dotted.split(".", 1)
@@ -296,6 +345,10 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
          config.shutdown.drain_timeout_s >= 0, "must be >= 0"),
         ("cron.max_per_user", config.cron.max_per_user, config.cron.max_per_user >= 0,
          "must be >= 0"),
+        ("stream.replay_max_events", config.stream.replay_max_events,
+         config.stream.replay_max_events >= 1, "must be >= 1"),
+        ("stream.replay_max_bytes", config.stream.replay_max_bytes,
+         config.stream.replay_max_bytes >= 1, "must be >= 1"),
         ("postgres.pool_max_size", config.postgres.pool_max_size,
          config.postgres.pool_max_size >= config.postgres.pool_min_size >= 0,
          "must be >= pool_min_size"),

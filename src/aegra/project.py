@@ -2,21 +2,26 @@
 
 Keys understood: ``graphs`` (``./path/file.py:attr`` or ``package.module:attr``, or an
 object with ``path``), ``dependencies`` (directories put on the import path), ``env`` (a
-.env file or a mapping), ``http`` (``app``: a user ASGI app, plus CORS settings), ``auth``
-and ``store`` (``index`` for semantic search, ``ttl``). Other ``langgraph.json`` keys
-(``python_version``, ``dockerfile_lines``, ...) are accepted and ignored.
+.env file or a mapping), ``http`` (``app``: a user ASGI app; ``cors``: Starlette
+CORSMiddleware's keys), ``auth``, ``store`` (``index`` for semantic search, ``ttl``) and
+``webhooks`` (``url``: the URL policy of ``domain/webhooks.py``; ``headers`` sent with
+every delivery, ``${{ env.NAME }}`` allowed for names starting with ``env_prefix``).
+Other ``langgraph.json`` keys (``python_version``, ``dockerfile_lines``, ...) are accepted
+and ignored.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from aegra.config import ConfigError
+from aegra.domain.webhooks import UrlPolicy
 
 CANDIDATES = ("aegra.json", "langgraph.json")
 
@@ -46,10 +51,30 @@ class StoreCfg(msgspec.Struct, frozen=True, kw_only=True):
     ttl: StoreTtlCfg | None = None
 
 
+class CorsCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``http.cors``; unset keys keep the permissive defaults, not Starlette's GET-only."""
+    allow_origins: tuple[str, ...] | None = None  # None: the http.cors_allow_origins setting
+    allow_origin_regex: str | None = None
+    allow_methods: tuple[str, ...] = ("*",)
+    allow_headers: tuple[str, ...] = ("*",)
+    allow_credentials: bool = False
+    expose_headers: tuple[str, ...] = ()
+    max_age: int = 600
+
+
 class HttpProjectCfg(msgspec.Struct, frozen=True, kw_only=True):
     app: str | None = None
-    cors: dict[str, Any] | None = None
+    cors: CorsCfg | None = None
     disable_meta: bool = False
+    # Custom routes are outside auth unless this is true (as on the platform); then the
+    # authenticated user is in the ASGI scope ("user", "auth") the user's app sees.
+    enable_custom_route_auth: bool = False
+
+
+class WebhooksCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    env_prefix: str = "LG_WEBHOOK_"
+    url: UrlPolicy = UrlPolicy()
+    headers: dict[str, str] = {}
 
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +86,7 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpProjectCfg = HttpProjectCfg()
     auth: dict[str, Any] | None = None
     store: StoreCfg = StoreCfg()
+    webhooks: WebhooksCfg = WebhooksCfg()
 
 
 def find(explicit: str | None, cwd: Path | None = None) -> Path | None:
@@ -110,8 +136,14 @@ def load(path: Path) -> Project:
             deps.append(dep_path)
 
     env = _env(raw.get("env"), root, src)
+    http = _convert("http", raw.get("http") or {}, HttpProjectCfg, src)
+    if http.cors is not None:
+        _check_cors(http.cors, src)
+    webhooks = _convert("webhooks", raw.get("webhooks") or {}, WebhooksCfg, src)
+    if webhooks.url.max_url_length < 1:
+        raise ConfigError(f"config error: webhooks.url.max_url_length = "
+                          f"{webhooks.url.max_url_length!r} ({src}): must be >= 1")
     try:
-        http = msgspec.convert(raw.get("http") or {}, HttpProjectCfg)
         store = msgspec.convert(raw.get("store") or {}, StoreCfg)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"config error: {src}: {exc}") from None
@@ -120,8 +152,63 @@ def load(path: Path) -> Project:
         raise ConfigError(f"config error: auth = {auth!r} ({src}): expected an object")
     return Project(
         root=root, source=str(path), graphs=graphs, dependencies=deps, env=env,
-        http=http, auth=auth, store=store,
+        http=http, auth=auth, store=store, webhooks=webhooks,
     )
+
+
+_ERR_AT = re.compile(r"^(.*?)(?: - at `\$((?:\.[A-Za-z0-9_]+|\[\d+\]|\[\.\.\.\])*)`)?$")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_T = TypeVar("_T")
+_TOKEN = re.compile(r"\*|[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s?#]+$", re.IGNORECASE)
+
+
+def _convert(key: str, value: Any, cls: type[_T], src: str) -> _T:
+    """``msgspec.convert`` whose error is one line naming the dotted key and its value."""
+    try:
+        return msgspec.convert(value, cls)
+    except msgspec.ValidationError as exc:
+        match = _ERR_AT.match(str(exc))
+        reason, path = (match.group(1), match.group(2) or "") if match else (str(exc), "")
+        unknown = _UNKNOWN_FIELD.search(reason)
+        if unknown:
+            path, reason = f"{path}.{unknown.group(1)}", "unknown setting"
+        found: Any = value
+        for part in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", path):
+            name, index = part
+            try:
+                found = found[int(index)] if index else found[name]
+            except (KeyError, IndexError, TypeError):
+                found = None
+                break
+        dotted = key + re.sub(r"\[(\d+)\]", r".\1", path.replace("[...]", ""))
+        raise ConfigError(f"config error: {dotted} = {found!r} ({src}): "
+                          f"{reason[0].lower()}{reason[1:]}") from None
+
+
+def _check_cors(cors: CorsCfg, src: str) -> None:
+    def bad(key: str, value: Any, why: str) -> ConfigError:
+        return ConfigError(f"config error: http.cors.{key} = {value!r} ({src}): {why}")
+
+    for origin in cors.allow_origins or ():
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise bad("allow_origins", origin,
+                      "expected '*' or an origin like 'https://app.example.com' (no path)")
+    if cors.allow_origin_regex is not None:
+        try:
+            re.compile(cors.allow_origin_regex)
+        except re.error as exc:
+            raise bad("allow_origin_regex", cors.allow_origin_regex,
+                      f"not a regular expression: {exc}") from None
+    for method in cors.allow_methods:
+        if not re.fullmatch(r"\*|[A-Za-z]+", method):
+            raise bad("allow_methods", method, "expected an HTTP method name or '*'")
+    for key in ("allow_headers", "expose_headers"):
+        for header in getattr(cors, key):
+            if not _TOKEN.fullmatch(header):
+                raise bad(key, header, "expected a header name or '*'")
+    if cors.max_age < 0:
+        raise bad("max_age", cors.max_age, "must be >= 0")
 
 
 def _graph(graph_id: str, value: Any, root: Path, src: str) -> GraphSpec:

@@ -39,15 +39,18 @@ def strip_end(parts: list[Any]) -> list[Any]:
     return parts
 
 
-def module_server(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory, **env: str
-                  ) -> Iterator[ServerProcess]:
-    """A fresh database and one ``aegra serve`` for a whole test module."""
+def module_server(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory, *,
+                  project: dict[str, Any] | None = None, args: list[str] | None = None,
+                  **env: str) -> Iterator[ServerProcess]:
+    """A fresh database and one ``aegra serve`` for a whole test module; ``project``:
+    more aegra.json keys, ``args``: more command-line arguments."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     workdir: Path = tmp_path_factory.mktemp("runs")
-    write_project(workdir, {g: f"{GRAPHS / f}:graph" for g, f in ALL_GRAPHS.items()})
-    server = ServerProcess(workdir, base_env(_with_db(pg_admin_dsn, name), **env))
+    write_project(workdir, {g: f"{GRAPHS / f}:graph" for g, f in ALL_GRAPHS.items()},
+                  **(project or {}))
+    server = ServerProcess(workdir, base_env(_with_db(pg_admin_dsn, name), **env), args)
     server.start()
     try:
         yield server

@@ -25,7 +25,9 @@ TIMEOUT_S = 2
 
 @pytest.fixture(scope="module")
 def server(pg_admin_dsn, tmp_path_factory):
+    # The webhook receiver listens on loopback, which the default policy refuses.
     yield from module_server(pg_admin_dsn, tmp_path_factory,
+                             project={"webhooks": {"url": {"allowed_domains": ["127.0.0.1"]}}},
                              BG_JOB_TIMEOUT_SECS=str(TIMEOUT_S))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import trio
@@ -9,14 +10,26 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from aegra import logs
+from aegra.api import auth as auth_edge
 from aegra.api import errors, system
+from aegra.api.cors import CorsPolicy, is_preflight
 from aegra.api.deps import Deps
 from aegra.api.metrics import Metrics
 
 log = logs.get_logger("aegra.http")
 
-EXPOSE = "Content-Location, Location, X-Request-ID, X-Pagination-Next, X-Pagination-Total"
 SKIP_METRICS = {"/metrics", "/health", "/ready", "/live", "/ok"}
+# Metric labels stay bounded whatever clients send: other methods count as OTHER.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
+# An echoed id ends up in logs and response headers: short and plain, or a fresh one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def request_id(header: str | None) -> str:
+    """The client's X-Request-ID when short and plain, else a new one."""
+    if header is not None and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
 
 
 def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
@@ -29,36 +42,44 @@ def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
     app.extensions["metrics"] = metrics or Metrics()
     metrics = app.extensions["metrics"]
     log_requests = d.config.http.log_requests
+    cors = CorsPolicy.build(d.project.http.cors, d.config.http.cors_allow_origins)
+    if cors.credentials_unusable:
+        log.warning("cors.credentials_ignored", hint="http.cors.allow_credentials needs "
+                    "named allow_origins or allow_origin_regex; '*' never gets credentials")
 
     @app.before_request
-    async def _begin() -> None:
+    async def _begin() -> Response | None:
         g.started = trio.current_time()
-        rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        rid = request_id(request.headers.get("X-Request-ID"))
         g.request_id = rid
         logs.request_id.set(rid)
+        if is_preflight(request):  # answered here, before auth: preflights carry no credentials
+            status, headers, text = cors.preflight(
+                request.headers["Origin"], request.headers["Access-Control-Request-Method"],
+                request.headers.get("Access-Control-Request-Headers"))
+            g.preflight = True
+            return Response(text, status=status, headers=headers, content_type="text/plain")
+        return None
 
     @app.after_request
     async def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
-        response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Access-Control-Expose-Headers"] = EXPOSE
-        if request.method == "OPTIONS":
-            response.headers["Access-Control-Allow-Methods"] = (
-                "GET, POST, PUT, PATCH, DELETE, OPTIONS")
-            response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-                "Access-Control-Request-Headers", "*")
-            response.headers["Access-Control-Max-Age"] = "600"
+        if not g.get("preflight"):
+            response.headers.update(cors.simple(request.headers.get("Origin")))
+        if cors.varies:
+            response.vary.add("Origin")
         rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
         if rule not in SKIP_METRICS:
             elapsed = trio.current_time() - getattr(g, "started", trio.current_time())
-            metrics.requests.labels(request.method, rule, str(response.status_code)).inc()
-            metrics.latency.labels(request.method, rule).observe(elapsed)
+            method = request.method if request.method in METHODS else "OTHER"
+            metrics.requests.labels(method, rule, str(response.status_code)).inc()
+            metrics.latency.labels(method, rule).observe(elapsed)
             if log_requests:
                 log.info("http.request", method=request.method, path=request.path,
                          status=response.status_code, ms=round(elapsed * 1000, 2))
         return response
 
+    auth_edge.install(app, d.authenticator)  # after _begin: failures carry a request id
     errors.install(app)
     app.register_blueprint(system.bp)
     for bp in _feature_blueprints():

@@ -17,6 +17,7 @@ from quart import Response
 
 from aegra import logs
 from aegra.domain.ports import StreamEvent
+from aegra.domain.replay import DROPPED
 
 log = logs.get_logger("aegra.sse")
 KEEPALIVE = b": heartbeat\n\n"
@@ -31,8 +32,9 @@ SSE_HEADERS = {
 
 def _wanted(name: str, modes: set[str] | None) -> bool:
     # A join with a mode subset gets only those modes, as on the platform (which drops
-    # `metadata` too), plus the run's own `error` and our closing `end`.
-    if modes is None or name in ("error", "end"):
+    # `metadata` too), plus the run's own `error`, our closing `end` and the replay
+    # buffer's `events_dropped` notice.
+    if modes is None or name in ("error", "end", DROPPED):
         return True
     base = name.split("|", 1)[0]
     if base in modes:

@@ -6,24 +6,33 @@ with no await in between, which makes replay-then-live exact (no gap, no duplica
 Each subscriber reads through a bounded channel; one that falls ``max_lag`` events behind
 is cut off (its iterator ends with ``lagged``) and may resume with Last-Event-ID, so a slow
 reader never grows server memory. Finished runs keep their buffer ``retention_s``.
+The buffer itself keeps a run's newest ``max_events`` events and ``max_bytes`` bytes
+(at least the newest event); a subscriber asking for dropped ones first gets a notice
+saying how many (``domain/replay.py``).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 
 from aegra.domain.ports import StreamEvent
+from aegra.domain.replay import dropped_notice
 from aegra.domain.runs import sse_frame
 
 
 class _Log:
-    __slots__ = ("events", "subscribers", "done", "done_event", "result", "expires")
+    __slots__ = ("events", "dropped", "size", "subscribers", "done", "done_event", "result",
+                 "expires")
 
     def __init__(self) -> None:
-        self.events: list[StreamEvent] = []
+        self.events: deque[StreamEvent] = deque()
+        self.dropped = 0  # events trimmed off the front: events[0].seq == dropped + 1
+        self.size = 0  # bytes of the frames in ``events``
         self.subscribers: set[MemorySubscription] = set()
         self.done = False
         self.done_event = trio.Event()
@@ -78,10 +87,13 @@ class MemoryProducer:
 
 
 class MemoryBroker:
-    def __init__(self, *, max_lag: int = 2048, retention_s: float = 3600.0) -> None:
+    def __init__(self, *, max_lag: int = 2048, retention_s: float = 3600.0,
+                 max_events: int = 10_000, max_bytes: int = 16 * 1024 * 1024) -> None:
         self._logs: dict[str, _Log] = {}
         self.max_lag = max_lag
         self.retention_s = retention_s
+        self.max_events = max_events
+        self.max_bytes = max_bytes
 
     def _log(self, run_id: str) -> _Log:
         log = self._logs.get(run_id)
@@ -101,16 +113,29 @@ class MemoryBroker:
 
     def emit(self, run_id: str, name: str, data: bytes) -> None:
         log = self._log(run_id)
-        seq = len(log.events) + 1
+        seq = log.dropped + len(log.events) + 1
         event = StreamEvent(seq, name, sse_frame(run_id, seq, name, data))
         log.events.append(event)
+        log.size += len(event.frame)
+        if len(log.events) > self.max_events or log.size > self.max_bytes:
+            self._trim(log)
         for sub in list(log.subscribers):
             sub._deliver(event)
 
+    def _trim(self, log: _Log) -> None:
+        while len(log.events) > 1 and (len(log.events) > self.max_events
+                                       or log.size > self.max_bytes):
+            log.size -= len(log.events.popleft().frame)
+            log.dropped += 1
+
     async def subscribe(self, run_id: str, after_seq: int) -> MemorySubscription:
         log = self._log(run_id)
-        sub = MemorySubscription(log, self.max_lag + max(0, len(log.events) - after_seq))
-        for event in log.events[after_seq:]:
+        start = max(0, after_seq - log.dropped)
+        sub = MemorySubscription(log, self.max_lag + 1 + max(0, len(log.events) - start))
+        notice = dropped_notice(run_id, after_seq, log.dropped + 1)
+        if notice is not None:
+            sub._deliver(notice)
+        for event in itertools.islice(log.events, start, None):
             sub._deliver(event)
         if log.done:
             sub._send.close()
