@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import trio
 from quart import Quart
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -23,6 +24,8 @@ from werkzeug.routing import RequestRedirect, WebsocketMismatch
 
 from aegra import imports
 from aegra.config import ConfigError
+from aegra.domain.errors import DomainError
+from aegra.domain.ports import Authenticator
 from aegra.logs import get_logger
 from aegra.project import Project
 
@@ -47,13 +50,15 @@ def load_user_app(project: Project) -> Any | None:
     return app
 
 
-def mount(ours: Quart, user: Any | None) -> Any:
-    """The ASGI app to serve: ours alone, or ours beside the user's."""
+def mount(ours: Quart, user: Any | None, authenticator: Authenticator | None = None) -> Any:
+    """The ASGI app to serve: ours alone, or ours beside the user's. With an
+    ``authenticator`` (``http.enable_custom_route_auth``) the user's routes are
+    authenticated too."""
     if user is None:
         return ours
     ours.extensions["openapi_extra_paths"], ours.extensions["openapi_extra_schemas"] = (
         _user_openapi(user))
-    return MountedApp(ours, user)
+    return MountedApp(ours, user, authenticator)
 
 
 def _user_openapi(user: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -69,19 +74,51 @@ def _user_openapi(user: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(doc.get("paths") or {}), dict(schemas)
 
 
+class _Credentials:
+    """``scope["auth"]`` as Starlette's AuthenticationMiddleware leaves it."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        self.scopes = scopes
+
+
 class MountedApp:
-    def __init__(self, ours: Quart, user: Any) -> None:
+    def __init__(self, ours: Quart, user: Any, authenticator: Authenticator | None = None
+                 ) -> None:
         self.ours = ours
         self.user = user
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)
         elif kind in ("http", "websocket") and not self._is_ours(scope):
+            if self.authenticator is not None:
+                scope = await self._authenticated(scope, send)
+                if not scope:
+                    return
             await self.user(scope, receive, send)
         else:
             await self.ours(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _authenticated(self, scope: Message, send: Any) -> Message:
+        """The scope with ``user`` and ``auth`` set, or {} once a 401/403 was sent."""
+        assert self.authenticator is not None
+        try:
+            caller = await self.authenticator.authenticate(scope)
+        except DomainError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return {}
+            headers = [(b"content-type", b"application/json")]
+            headers += [(k.lower().encode(), v.encode())
+                        for k, v in (getattr(exc, "headers", None) or {}).items()]
+            await send({"type": "http.response.start", "status": exc.status,
+                        "headers": headers})
+            await send({"type": "http.response.body",
+                        "body": msgspec.json.encode({"detail": exc.message})})
+            return {}
+        return {**scope, "user": caller.handle, "auth": _Credentials(list(caller.permissions))}
 
     def _is_ours(self, scope: Message) -> bool:
         path = scope["path"]

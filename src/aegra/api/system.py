@@ -145,7 +145,15 @@ async def metrics() -> Response:
 async def openapi_json() -> Response:
     """This API's OpenAPI document."""
     extra = current_app.extensions.get("openapi_extra_paths")
-    return json(openapi.build(current_app, "Aegra", deps().version, extra))
+    d = deps()
+    doc = openapi.build(current_app, "Aegra", d.version, extra)
+    security = (d.project.auth or {}).get("openapi") if d.authenticator is not None else None
+    if isinstance(security, dict):  # aegra.json auth.openapi: how clients authenticate
+        schemes = security.get("securitySchemes") or {}
+        doc.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
+        if security.get("security") is not None:
+            doc["security"] = security["security"]
+    return json(doc)
 
 
 @bp.get("/docs")

@@ -1,0 +1,1 @@
+auth = object()  # not a langgraph_sdk.Auth

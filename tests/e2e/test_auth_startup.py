@@ -1,0 +1,73 @@
+"""Auth is loaded at startup and fails closed; custom routes are authenticated only when
+``http.enable_custom_route_auth`` is true."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.e2e.auth_support import APPS, AUTH_PATH, auth_project
+from tests.e2e.conftest import base_env, write_project
+
+pytestmark = pytest.mark.e2e
+BROKEN = APPS / "broken_auth"
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    (f"{BROKEN / 'missing.py'}:auth", "not found"),
+    (f"{BROKEN / 'import_error.py'}:auth", "no_such_module_for_aegra_tests"),
+    (f"{BROKEN / 'not_auth.py'}:auth", "expected a langgraph_sdk.Auth instance"),
+    (f"{BROKEN / 'not_auth.py'}:nothing", "has no attribute"),
+    (f"{BROKEN / 'no_authenticate.py'}:auth", "no @auth.authenticate"),
+    (f"{BROKEN / 'bad_param.py'}:auth", "tenant"),
+])
+def test_a_broken_auth_module_stops_startup(tmp_path, path, says) -> None:
+    write_project(tmp_path, auth={"path": path})
+    env = base_env("postgresql://nobody@127.0.0.1:1/none", AUTH_TYPE="custom")
+    done = subprocess.run([sys.executable, "-m", "aegra", "serve", "--port", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert done.returncode != 0
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert "auth.path" in last and says in last, done.stderr.decode()[-2000:]
+
+
+def test_custom_auth_without_a_path_stops_startup(tmp_path) -> None:
+    write_project(tmp_path)
+    env = base_env("postgresql://nobody@127.0.0.1:1/none", AUTH_TYPE="custom")
+    done = subprocess.run([sys.executable, "-m", "aegra", "serve", "--port", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert done.returncode != 0
+    assert "auth.path" in done.stderr.decode().strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_custom_route_auth_both_ways(tmp_path, start_server, database_url, enabled) -> None:
+    auth_project(tmp_path, http={"app": f"{APPS / 'custom_routes_auth.py'}:app",
+                                 "enable_custom_route_auth": enabled})
+    server = start_server(base_env(database_url, AUTH_TYPE="custom"))
+    with httpx.Client(base_url=server.url) as http:
+        anonymous = http.get("/custom/whoami")
+        alice = http.get("/custom/whoami", headers={"Authorization": "Bearer alice-token"})
+        assert http.post("/threads", json={}).status_code == 401  # our routes: always
+    if enabled:
+        assert anonymous.status_code == 401
+        assert alice.json() == {"identity": "alice", "scopes": ["read", "write"]}
+    else:
+        assert anonymous.status_code == 200 and anonymous.json()["identity"] is None
+        assert alice.json()["identity"] is None
+
+
+def test_auth_path_alone_turns_auth_on(tmp_path, start_server, database_url) -> None:
+    """As on the platform, aegra.json's auth.path is enough (AUTH_TYPE unset)."""
+    write_project(tmp_path, auth={"path": AUTH_PATH, "openapi": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "security": [{"bearer": []}]}})
+    server = start_server(base_env(database_url))
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/threads", json={}).status_code == 401
+        doc = http.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert doc["security"] == [{"bearer": []}]
