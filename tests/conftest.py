@@ -8,6 +8,10 @@ with ``CREATE DATABASE`` (cheap), so tests never see each other's rows.
 
 from __future__ import annotations
 
+# trio_asyncio before anything imports psycopg_pool (DESIGN §2 import-order trap): test
+# modules import LangGraph's Postgres adapters, which import psycopg_pool.
+import trio_asyncio  # noqa: F401, I001
+
 import os
 import shutil
 import socket
@@ -20,10 +24,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-# trio_asyncio before anything imports psycopg_pool (DESIGN §2 import-order trap): test
-# modules import LangGraph's Postgres adapters, which import psycopg_pool.
-import trio_asyncio  # noqa: F401, I001
 
 
 def free_port() -> int:
