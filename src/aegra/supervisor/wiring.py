@@ -9,12 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aegra.adapters.langgraph.thread_states import LangGraphThreadStates
+from aegra.adapters.postgres.assistants import PgAssistants
+from aegra.adapters.postgres.crons import PgCrons
+from aegra.adapters.postgres.threads import PgThreads
 from aegra.config import Config
 from aegra.domain.ports import Authorizer
 from aegra.project import Project
 from aegra.services.assistants import AssistantService
 from aegra.services.container import Services
 from aegra.services.crons import CronService
+from aegra.services.runs import RunService
 from aegra.services.store import StoreService
 from aegra.services.threads import ThreadService
 from aegra.supervisor.runtime import RunRuntime
@@ -35,22 +40,40 @@ class Parts:
 
 
 def build(parts: Parts) -> Services:
-    return Services(runs=parts.runtime.service, threads=threads_service(parts),
+    return Services(runs=runs_service(parts), threads=threads_service(parts),
                     assistants=assistants_service(parts), crons=crons_service(parts),
                     store=store_service(parts), auth=parts.auth)
 
 
+def runs_service(parts: Parts) -> RunService:
+    # RunRuntime makes the service first (its workers need it before there is an API);
+    # what only callers need is attached here, where the authorizer is known.
+    service = parts.runtime.service
+    service.auth = parts.auth
+    service.thread_view = parts.runtime.runner.thread_view
+    return service
+
+
 def threads_service(parts: Parts) -> ThreadService:
-    return ThreadService()
+    runtime = parts.runtime
+    return ThreadService(store=PgThreads(parts.pg), states=LangGraphThreadStates(parts.graphs),
+                         auth=parts.auth, runs=runtime.service, active=runtime.runs)
 
 
 def assistants_service(parts: Parts) -> AssistantService:
-    return AssistantService()
+    return AssistantService(store=PgAssistants(parts.pg, parts.graphs.ids()),
+                            graphs=parts.graphs, runs=parts.runtime.service, auth=parts.auth)
 
 
 def crons_service(parts: Parts) -> CronService:
-    return CronService()
+    runtime = parts.runtime
+    return CronService(store=PgCrons(parts.pg, parts.graphs.ids()), auth=parts.auth,
+                       cfg=parts.cfg.cron, queue=runtime.queue,
+                       settle=runtime.service._apply,  # the run service's cancel step
+                       intake_stopped=runtime.service.intake_stopped)
 
 
 def store_service(parts: Parts) -> StoreService | None:
-    return StoreService(parts.item_store) if parts.item_store is not None else None
+    if parts.item_store is None:
+        return None
+    return StoreService(parts.item_store, parts.auth)

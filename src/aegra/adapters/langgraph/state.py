@@ -86,15 +86,6 @@ def thread_state(snap: StateSnapshot) -> Json:
     }
 
 
-def empty_state(thread_id: str, checkpoint_ns: str = "") -> Json:
-    """A thread with no checkpoint yet (spec §5): 200 with this, never 404."""
-    return {"values": {}, "next": [], "tasks": [], "metadata": {}, "created_at": None,
-            "checkpoint": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
-                           "checkpoint_id": None},
-            "parent_checkpoint": None, "interrupts": [], "checkpoint_id": None,
-            "parent_checkpoint_id": None}
-
-
 def summary(snap: StateSnapshot) -> Json:
     """What the thread row caches: values, pending interrupts by task id, paused or not."""
     return {"values": to_json(snap.values),

@@ -4,6 +4,9 @@ Each public method is one bridge crossing on one pooled connection. The row keep
 of the latest state (``values``, ``interrupts``, ``state_updated_at``) so thread search can
 filter on values and list previews without loading a graph. Checkpoints live in
 LangGraph's own tables and are handled by ``aegra.adapters.langgraph.state``.
+
+Every method takes ``where``, the caller's authorization filter (spec/auth.md item 11),
+compiled into the statement itself; without one the statement is the unfiltered one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from aegra.adapters.postgres import filters
 from aegra.adapters.postgres.pool import PgPool
+from aegra.domain.auth import Filter
 from aegra.domain.errors import Conflict, NotFound
 
 # Wire name -> SQL column. Doubles as the whitelist for ORDER BY and the select list, so
@@ -42,24 +47,19 @@ def to_thread(row: dict[str, Any], *, include_ttl: bool = False) -> dict[str, An
     return out
 
 
-def ttl_info(ttl: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Stored form of a TTL request, as ``GET ?include=ttl`` reports it.
-
-    No sweeper applies the strategy at ``expires_at`` yet: TTLs are stored and reported.
-    """
-    if not ttl or ttl.get("ttl") is None:
-        return None
-    minutes = float(ttl["ttl"])
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)
-    return {"strategy": ttl.get("strategy") or "delete", "ttl_minutes": minutes,
-            "expires_at": expires.isoformat()}
+def _scoped(flt: Filter | None, args: list[Any], column: str = "t.metadata") -> str:
+    """`` AND <filter>``, or nothing without a filter (the noop statement is unchanged)."""
+    return f" AND {filters.where(flt, column, args)}" if flt else ""
 
 
-def _filters(metadata: dict[str, Any] | None, values: dict[str, Any] | None,
-             status: str | None, ids: list[str] | None) -> tuple[str, list[Any]]:
+def _conditions(metadata: dict[str, Any] | None, values: dict[str, Any] | None,
+                status: str | None, ids: list[str] | None,
+                flt: Filter | None) -> tuple[str, list[Any]]:
     """WHERE clause and its arguments: JSONB containment, as the platform does."""
     where: list[str] = []
     args: list[Any] = []
+    if flt:
+        where.append(filters.where(flt, "t.metadata", args))
     if metadata:
         args.append(metadata)
         where.append(f"t.metadata @> ${len(args)}::jsonb")
@@ -83,15 +83,27 @@ DELETE_THREADS = """
          b AS (DELETE FROM checkpoint_blobs WHERE thread_id = ANY($1::text[])),
          w AS (DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[]))
     SELECT thread_id FROM gone"""
+# Filtered: only the checkpoints of the rows the filter let go.
+DELETE_VISIBLE = """
+    WITH gone AS (DELETE FROM thread t WHERE t.thread_id = ANY($1::text[]) AND {pred}
+                  RETURNING thread_id),
+         c AS (DELETE FROM checkpoints WHERE thread_id IN (SELECT thread_id FROM gone)),
+         b AS (DELETE FROM checkpoint_blobs WHERE thread_id IN (SELECT thread_id FROM gone)),
+         w AS (DELETE FROM checkpoint_writes WHERE thread_id IN (SELECT thread_id FROM gone))
+    SELECT thread_id FROM gone"""
 
 
 class PgThreads:
+    """The ``ThreadStore`` port on PostgreSQL."""
+
     def __init__(self, pg: PgPool) -> None:
         self.pg = pg
 
     async def create(self, thread_id: str, metadata: dict[str, Any],
-                     ttl: dict[str, Any] | None, if_exists: str) -> tuple[dict[str, Any], bool]:
-        """(thread, created). An existing id is a Conflict unless ``if_exists=do_nothing``."""
+                     ttl: dict[str, Any] | None, if_exists: str, *,
+                     where: Filter | None = None) -> tuple[dict[str, Any], bool]:
+        """(thread, created). An existing id is a Conflict unless ``if_exists=do_nothing``
+        and the caller may see it: someone else's thread is never handed back."""
         async def _q(conn: asyncpg.Connection) -> tuple[dict[str, Any] | None, bool]:
             row = await conn.fetchrow(
                 "INSERT INTO thread (thread_id, metadata, ttl, state_updated_at) "
@@ -101,87 +113,117 @@ class PgThreads:
                 return dict(row), True
             if if_exists != "do_nothing":
                 return None, False
-            row = await conn.fetchrow("SELECT * FROM thread WHERE thread_id = $1", thread_id)
+            args: list[Any] = [thread_id]
+            scope = _scoped(where, args)
+            row = await conn.fetchrow(
+                f"SELECT * FROM thread t WHERE t.thread_id = $1{scope}", *args)
             return (dict(row) if row is not None else None), False
         row, created = await self.pg.run(_q)
         if row is None:
             raise Conflict(f"Thread with ID {thread_id} already exists")
         return to_thread(row), created
 
-    async def row(self, thread_id: str) -> dict[str, Any]:
+    async def row(self, thread_id: str, *, where: Filter | None = None) -> dict[str, Any]:
         """The raw row plus ``active_run`` (a pending/running run exists); NotFound if absent."""
+        args: list[Any] = [thread_id]
+        scope = _scoped(where, args)
         row = await self.pg.fetchrow(
-            f"SELECT t.*, {ACTIVE_RUN} AS active_run FROM thread t WHERE t.thread_id = $1",
-            thread_id)
+            f"SELECT t.*, {ACTIVE_RUN} AS active_run FROM thread t "
+            f"WHERE t.thread_id = $1{scope}", *args)
         if row is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return row
 
-    async def get(self, thread_id: str, *, include_ttl: bool = False) -> dict[str, Any]:
-        return to_thread(await self.row(thread_id), include_ttl=include_ttl)
+    async def get(self, thread_id: str, *, include_ttl: bool = False,
+                  where: Filter | None = None) -> dict[str, Any]:
+        return to_thread(await self.row(thread_id, where=where), include_ttl=include_ttl)
 
     async def patch(self, thread_id: str, metadata: dict[str, Any] | None,
-                    ttl: dict[str, Any] | None) -> dict[str, Any]:
+                    ttl: dict[str, Any] | None, *, where: Filter | None = None
+                    ) -> dict[str, Any]:
         """Merge ``metadata`` into the existing keys (top level, like the platform)."""
+        args: list[Any] = [thread_id, metadata or {}, ttl]
+        scope = _scoped(where, args)
         row = await self.pg.fetchrow(
-            "UPDATE thread SET metadata = metadata || $2::jsonb, ttl = COALESCE($3, ttl), "
-            "updated_at = now() WHERE thread_id = $1 RETURNING *",
-            thread_id, metadata or {}, ttl)
+            "UPDATE thread t SET metadata = t.metadata || $2::jsonb, "
+            "ttl = COALESCE($3, t.ttl), updated_at = now() "
+            f"WHERE t.thread_id = $1{scope} RETURNING *", *args)
         if row is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return to_thread(row)
 
-    async def delete(self, thread_ids: list[str]) -> list[str]:
+    async def delete(self, thread_ids: list[str], *, where: Filter | None = None
+                     ) -> list[str]:
         """Delete threads with their checkpoints, in one statement (runs and crons go by
         ON DELETE CASCADE); returns the ids deleted."""
-        rows = await self.pg.fetch(DELETE_THREADS, thread_ids)
+        if where:
+            args: list[Any] = [thread_ids]
+            pred = filters.where(where, "t.metadata", args)
+            rows = await self.pg.fetch(DELETE_VISIBLE.format(pred=pred), *args)
+        else:
+            rows = await self.pg.fetch(DELETE_THREADS, thread_ids)
         return [r["thread_id"] for r in rows]
 
-    async def existing(self, thread_ids: list[str]) -> list[str]:
+    async def existing(self, thread_ids: list[str], *, where: Filter | None = None
+                       ) -> list[str]:
+        args: list[Any] = [thread_ids]
+        scope = _scoped(where, args)
         rows = await self.pg.fetch(
-            "SELECT thread_id FROM thread WHERE thread_id = ANY($1::text[])", thread_ids)
+            f"SELECT thread_id FROM thread t WHERE t.thread_id = ANY($1::text[]){scope}",
+            *args)
         return [r["thread_id"] for r in rows]
 
-    async def copy(self, source_id: str, new_id: str) -> dict[str, Any]:
-        """New row with the source's metadata, config and cached state; status ``idle``
-        as the platform reports a fresh copy."""
+    async def copy(self, source_id: str, new_id: str, *, where: Filter | None = None,
+                   metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """New row with the source's metadata (or ``metadata``), config and cached state;
+        status ``idle`` as the platform reports a fresh copy."""
+        args: list[Any] = [source_id, new_id]
+        column = "t.metadata"
+        if metadata is not None:
+            args.append(metadata)
+            column = f"${len(args)}::jsonb"
+        scope = _scoped(where, args)
         row = await self.pg.fetchrow(
             "INSERT INTO thread (thread_id, metadata, config, \"values\", interrupts, user_id, "
-            "state_updated_at) SELECT $2, metadata, config, \"values\", interrupts, user_id, "
-            "now() FROM thread WHERE thread_id = $1 RETURNING *", source_id, new_id)
+            f"state_updated_at) SELECT $2, {column}, t.config, t.\"values\", t.interrupts, "
+            f"t.user_id, now() FROM thread t WHERE t.thread_id = $1{scope} RETURNING *",
+            *args)
         if row is None:
             raise NotFound(f"Thread with ID {source_id} not found")
         return to_thread(row)
 
     async def set_state(self, thread_id: str, values: Any, interrupts: dict[str, Any],
-                        has_next: bool) -> None:
+                        has_next: bool, *, where: Filter | None = None) -> None:
         """Refresh the cached state after a state write and recompute status (spec §3.2:
         pending next nodes -> interrupted; a queued or running run keeps it busy)."""
+        args: list[Any] = [thread_id, values, interrupts, has_next]
+        scope = _scoped(where, args)
         await self.pg.execute(
             f"UPDATE thread t SET \"values\" = $2, interrupts = $3, "
             f"status = CASE WHEN {ACTIVE_RUN} THEN 'busy' "
             f"WHEN $4 THEN 'interrupted' ELSE 'idle' END, "
             f"error = NULL, updated_at = now(), state_updated_at = now() "
-            f"WHERE t.thread_id = $1", thread_id, values, interrupts, has_next)
+            f"WHERE t.thread_id = $1{scope}", *args)
 
     async def search(self, *, metadata: dict[str, Any] | None, values: dict[str, Any] | None,
                      status: str | None, ids: list[str] | None, limit: int, offset: int,
                      sort_by: str | None, sort_order: str | None,
-                     columns: list[str] | None) -> tuple[list[dict[str, Any]], bool]:
+                     columns: list[str] | None, where: Filter | None = None
+                     ) -> tuple[list[dict[str, Any]], bool]:
         """(page, whether another page follows). Default order: newest first, id tie-break."""
-        where, args = _filters(metadata, values, status, ids)
+        clause, args = _conditions(metadata, values, status, ids, where)
         key = sort_by if sort_by in SORTABLE else "created_at"
         direction = "ASC" if (sort_order or "").lower() == "asc" else "DESC"
         wanted = columns or list(COLUMNS)
         select = ", ".join(f"t.{COLUMNS[c]}" for c in wanted if c in COLUMNS) or "t.thread_id"
         args.extend([limit + 1, offset])
         rows = await self.pg.fetch(
-            f"SELECT {select} FROM thread t{where} "
+            f"SELECT {select} FROM thread t{clause} "
             f"ORDER BY t.{COLUMNS[key]} {direction} NULLS LAST, t.thread_id {direction} "
             f"LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
         return [to_thread(r) for r in rows[:limit]], len(rows) > limit
 
     async def count(self, *, metadata: dict[str, Any] | None, values: dict[str, Any] | None,
-                    status: str | None) -> int:
-        where, args = _filters(metadata, values, status, None)
-        return int(await self.pg.fetchval(f"SELECT count(*) FROM thread t{where}", *args))
+                    status: str | None, where: Filter | None = None) -> int:
+        clause, args = _conditions(metadata, values, status, None, where)
+        return int(await self.pg.fetchval(f"SELECT count(*) FROM thread t{clause}", *args))
