@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid5
 
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
@@ -28,18 +27,14 @@ from langgraph.pregel import Pregel
 from aegra.adapters import aio
 from aegra.adapters.langgraph import factory, introspect
 from aegra.adapters.langgraph.introspect import Graph
+from aegra.domain.assistants import (  # re-exported: tests import it from here
+    default_assistant_id as default_assistant_id,
+)
 from aegra.domain.errors import DomainError, NotFound
 from aegra.imports import exec_file
 from aegra.project import GraphSpec, Project
 
-# RFC 4122 URL namespace: LangGraph Platform's ``NAMESPACE_GRAPH``; the oracle's default
-# assistant of graph "agent" is fe096781-5601-53d2-b2f6-0d3403f7e9ca.
-NAMESPACE_GRAPH = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 _DEFAULT_NAME = "LangGraph"  # what LangGraph calls a graph nobody named
-
-
-def default_assistant_id(graph_id: str) -> str:
-    return str(uuid5(NAMESPACE_GRAPH, graph_id))
 
 
 class GraphLoadError(Exception):
