@@ -1,26 +1,33 @@
 """Store endpoints: ``/store/items`` (PUT, GET, DELETE), ``/store/items/search``,
 ``/store/namespaces`` (spec §6).
 
-Requests are checked here (namespace labels, key, filter operators, paging) so the store
-only sees valid operations. Items come back under exactly the namespace they were
-written to. ``ttl`` is honoured only when ``store.ttl`` is configured in aegra.json.
+Requests are decoded and checked here (namespace labels, key, filter operators, every
+number bounded, a 422 naming the field) so the service only sees valid operations; it
+authorizes them and checks what an auth handler rewrote. Items come back under exactly
+the namespace they were stored in. ``ttl`` is honoured only when ``store.ttl`` is
+configured in aegra.json.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from quart import Blueprint, Response, request
 
 from aegra.api import wire
-from aegra.api.deps import deps
+from aegra.api.auth import caller
+from aegra.api.deps import services
 from aegra.api.openapi import documented
 from aegra.domain import store as rules
 from aegra.domain.errors import Invalid, NotFound, StoreUnavailable
-from aegra.domain.store import ItemStore
+from aegra.domain.store import Item, SearchItem
+from aegra.services.store import StoreService
 
 bp = Blueprint("store", __name__)
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_SEARCH_LIMIT)]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=rules.MAX_OFFSET)]
 
 
 class PutItem(msgspec.Struct, kw_only=True):
@@ -28,7 +35,7 @@ class PutItem(msgspec.Struct, kw_only=True):
     key: str
     value: dict[str, Any]
     index: bool | list[str] | None = None
-    ttl: float | None = None
+    ttl: Annotated[float, msgspec.Meta(gt=0, le=rules.MAX_TTL_MINUTES)] | None = None
 
 
 class DeleteItem(msgspec.Struct, kw_only=True):
@@ -39,8 +46,8 @@ class DeleteItem(msgspec.Struct, kw_only=True):
 class SearchItems(msgspec.Struct, kw_only=True):
     namespace_prefix: list[str] | None = None
     filter: dict[str, Any] | None = None
-    limit: int = 10
-    offset: int = 0
+    limit: Limit = 10
+    offset: Offset = 0
     query: str | None = None
     refresh_ttl: bool | None = None
 
@@ -48,21 +55,9 @@ class SearchItems(msgspec.Struct, kw_only=True):
 class ListNamespaces(msgspec.Struct, kw_only=True):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = None
-    limit: int = 100
-    offset: int = 0
-
-
-class Item(msgspec.Struct, kw_only=True):
-    namespace: list[str]
-    key: str
-    value: dict[str, Any]
-    created_at: str
-    updated_at: str
-
-
-class SearchItem(Item, kw_only=True):
-    score: float | None = None
+    max_depth: Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_DEPTH)] | None = None
+    limit: Limit = 100
+    offset: Offset = 0
 
 
 class SearchItemsResponse(msgspec.Struct, kw_only=True):
@@ -73,12 +68,11 @@ class NamespacesResponse(msgspec.Struct, kw_only=True):
     namespaces: list[list[str]]
 
 
-def _store() -> ItemStore:
-    svc = deps().services.store
-    found = svc.items if svc is not None else None
+def _store() -> StoreService:
+    found = services().store
     if found is None:
         raise StoreUnavailable("the store is not configured on this instance")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _bool_arg(name: str) -> bool | None:
@@ -110,14 +104,9 @@ def _query_key() -> str:
 async def put_item() -> Response:
     """Store or update an item."""
     body = await wire.body(PutItem)
-    namespace = rules.namespace(body.namespace, "namespace")
-    key = rules.key(body.key)
-    if body.index is True:
-        raise Invalid("'index' must be false or a list of field paths", field="index")
-    if body.ttl is not None and body.ttl <= 0:
-        raise Invalid(f"'ttl' must be a positive number of minutes, got {body.ttl}",
-                      field="ttl")
-    await _store().put(namespace, key, body.value, index=body.index, ttl=body.ttl)
+    await _store().put(caller(), namespace=rules.namespace(body.namespace, "namespace"),
+                       key=rules.key(body.key), value=body.value,
+                       index=rules.index(body.index), ttl=body.ttl)
     return Response(b"", status=204)
 
 
@@ -127,7 +116,8 @@ async def get_item() -> Response:
     """Retrieve a single item."""
     namespace = _query_namespace()
     key = _query_key()
-    item = await _store().get(namespace, key, refresh_ttl=_bool_arg("refresh_ttl"))
+    item = await _store().get(caller(), namespace=namespace, key=key,
+                              refresh_ttl=_bool_arg("refresh_ttl"))
     if item is None:
         raise NotFound(f"item {key!r} not found in namespace {list(namespace)}", field="key")
     return wire.json(item)
@@ -143,7 +133,7 @@ async def delete_item() -> Response:
     else:
         namespace = rules.namespace(body.namespace or [], "namespace", allow_empty=True)
         key = rules.key(body.key)
-    await _store().delete(namespace, key)
+    await _store().delete(caller(), namespace=namespace, key=key)
     return Response(b"", status=204)
 
 
@@ -152,11 +142,10 @@ async def delete_item() -> Response:
 async def search_items() -> Response:
     """Search or list items within a namespace prefix (``query``: semantic search)."""
     body = await wire.body(SearchItems)
-    prefix = rules.namespace(body.namespace_prefix or [], "namespace_prefix",
-                             allow_empty=True)
-    limit, offset = rules.page(body.limit, body.offset)
     items = await _store().search(
-        prefix, filter=rules.search_filter(body.filter), limit=limit, offset=offset,
+        caller(), prefix=rules.namespace(body.namespace_prefix or [], "namespace_prefix",
+                                         allow_empty=True),
+        filter=rules.search_filter(body.filter), limit=body.limit, offset=body.offset,
         query=body.query or None, refresh_ttl=body.refresh_ttl)
     return wire.json({"items": items})
 
@@ -166,13 +155,8 @@ async def search_items() -> Response:
 async def list_namespaces() -> Response:
     """List namespaces, optionally by prefix/suffix, truncated to ``max_depth``."""
     body = await wire.body(ListNamespaces)
-    prefix = rules.namespace(body.prefix, "prefix") if body.prefix else None
-    suffix = rules.namespace(body.suffix, "suffix") if body.suffix else None
-    if body.max_depth is not None and body.max_depth < 1:
-        raise Invalid(f"'max_depth' must be at least 1, got {body.max_depth}",
-                      field="max_depth")
-    limit, offset = rules.page(body.limit, body.offset)
-    found = await _store().list_namespaces(prefix=prefix, suffix=suffix,
-                                           max_depth=body.max_depth, limit=limit,
-                                           offset=offset)
+    found = await _store().list_namespaces(
+        caller(), prefix=rules.optional_namespace(body.prefix, "prefix"),
+        suffix=rules.optional_namespace(body.suffix, "suffix"), max_depth=body.max_depth,
+        limit=body.limit, offset=body.offset)
     return wire.json({"namespaces": found})

@@ -1,7 +1,7 @@
-"""The ``ItemStore`` port on LangGraph's ``AsyncPostgresStore`` (the one graphs use too).
+"""The ``StoreItems`` port on LangGraph's ``AsyncPostgresStore`` (the one graphs use too).
 
 Each method is one bridge crossing: the asyncio-side coroutine calls the store and turns
-``Item``/``SearchItem`` objects into plain dicts before returning to Trio. Errors are
+LangGraph's ``Item``/``SearchItem`` objects into domain Structs before returning to Trio. Errors are
 mapped here (STYLE §3): LangGraph's namespace and value errors -> ``Invalid``;
 connection and pool failures -> ``StoreUnavailable``.
 """
@@ -13,13 +13,15 @@ from typing import Any, Literal, TypeVar
 
 import psycopg
 from langgraph.store.base import InvalidNamespaceError
+from langgraph.store.base import Item as LgItem
+from langgraph.store.base import SearchItem as LgSearchItem
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import PoolTimeout
 
 from aegra.adapters.aio import aio
 from aegra.adapters.langgraph.persistence import LangGraphPersistence
 from aegra.domain.errors import Invalid, StoreUnavailable
-from aegra.domain.store import Namespace
+from aegra.domain.store import Item, Namespace, SearchItem
 
 T = TypeVar("T")
 
@@ -65,10 +67,10 @@ class PgItemStore:
         await self._run(op)
 
     async def get(self, namespace: Namespace, key: str, *,
-                  refresh_ttl: bool | None) -> dict[str, Any] | None:
-        async def op(store: AsyncPostgresStore) -> dict[str, Any] | None:
+                  refresh_ttl: bool | None) -> Item | None:
+        async def op(store: AsyncPostgresStore) -> Item | None:
             item = await store.aget(namespace, key, refresh_ttl=refresh_ttl)
-            return None if item is None else item.dict()
+            return None if item is None else _item(item)
         return await self._run(op)
 
     async def delete(self, namespace: Namespace, key: str) -> None:
@@ -78,11 +80,11 @@ class PgItemStore:
 
     async def search(self, prefix: Namespace, *, filter: dict[str, Any] | None, limit: int,
                      offset: int, query: str | None,
-                     refresh_ttl: bool | None) -> list[dict[str, Any]]:
-        async def op(store: AsyncPostgresStore) -> list[dict[str, Any]]:
+                     refresh_ttl: bool | None) -> list[SearchItem]:
+        async def op(store: AsyncPostgresStore) -> list[SearchItem]:
             items = await store.asearch(prefix, filter=filter, limit=limit, offset=offset,
                                         query=query, refresh_ttl=refresh_ttl)
-            return [item.dict() for item in items]
+            return [_search_item(item) for item in items]
         return await self._run(op)
 
     async def list_namespaces(self, *, prefix: Namespace | None, suffix: Namespace | None,
@@ -94,3 +96,14 @@ class PgItemStore:
                                                  offset=offset)
             return [list(ns) for ns in found]
         return await self._run(op)
+
+
+def _item(item: LgItem) -> Item:
+    return Item(namespace=list(item.namespace), key=item.key, value=item.value,
+                created_at=item.created_at.isoformat(), updated_at=item.updated_at.isoformat())
+
+
+def _search_item(item: LgSearchItem) -> SearchItem:
+    return SearchItem(namespace=list(item.namespace), key=item.key, value=item.value,
+                      created_at=item.created_at.isoformat(),
+                      updated_at=item.updated_at.isoformat(), score=item.score)
