@@ -1,5 +1,6 @@
-"""Cron endpoints (spec §7, seed 001): create (stateless or on a thread), search, count,
-update, delete.
+"""Cron endpoints (spec §7, seed 001): create (stateless or on a thread), read, search,
+count, update, delete. Each handler decodes, calls one ``CronService`` method with the
+caller, and encodes; the rules (authorization, owners, schedules) live in the service.
 
 Creating an enabled cron (the default) makes its first run at once, in the same
 transaction as the cron row, and answers that Run with the cron's own fields added where
@@ -15,23 +16,23 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
 
 import msgspec
-from quart import Blueprint, Response, g
+from quart import Blueprint, Response
 
-from aegra.adapters.postgres.assistants import canonical_id
-from aegra.adapters.postgres.crons import SORTABLE, NewCron, PgCrons, to_cron
-from aegra.api.deps import deps, services
-from aegra.api.run_models import run_json
+from aegra.api.auth import caller
+from aegra.api.deps import services
+from aegra.api.run_models import checked_webhook, run_json
 from aegra.api.wire import body, json
-from aegra.domain import crons
-from aegra.domain.errors import Draining, Invalid
-from aegra.domain.runs import new_run_id
-from aegra.services.runs import RunService, stream_modes
-from aegra.supervisor.cron import after_commit, cron_run
+from aegra.domain.crons import SORTABLE, cron_view
+from aegra.domain.errors import Invalid
+from aegra.domain.webhooks import mask
+from aegra.services.crons import CronChanges, CronQuery, CronService, CronSpec
+from aegra.services.runs import stream_modes
 
 bp = Blueprint("crons", __name__)
+
+MAX_OFFSET = 2**31 - 1
 
 Strategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 Durability = Literal["sync", "async", "exit"]
@@ -83,7 +84,7 @@ class CronSearch(msgspec.Struct, kw_only=True):
     enabled: bool | None = None
     metadata: dict[str, Any] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
-    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)] = 0
     sort_by: SortBy | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[SelectField] | None = None
@@ -99,27 +100,15 @@ class CronCount(msgspec.Struct, kw_only=True):
 assert set(SortBy.__args__) == set(SORTABLE)  # type: ignore[attr-defined]
 
 
-def _service() -> RunService:
-    return services().runs
-
-
-def _store() -> PgCrons:
-    return PgCrons(deps().pg)
-
-
-def _user() -> str | None:
-    """The caller's identity, once an auth layer sets one; crons are scoped to it."""
-    user: str | None = g.get("user_id")
-    return user
+def _service() -> CronService:
+    return services().crons
 
 
 def _template(req: _Template) -> dict[str, Any]:
     """The run template fields the request carries, validated before anything is written."""
     out = {k: getattr(req, k) for k in TEMPLATE if getattr(req, k) is not None}
     if req.webhook is not None:
-        url = urlparse(req.webhook)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise Invalid("invalid field 'webhook': expected an http(s) URL", field="webhook")
+        checked_webhook(req.webhook)
     configurable = (req.config or {}).get("configurable")
     if configurable is not None and not isinstance(configurable, dict):
         raise Invalid("invalid field 'config.configurable': expected an object",
@@ -128,62 +117,26 @@ def _template(req: _Template) -> dict[str, Any]:
     return msgspec.to_builtins(out)  # type: ignore[no-any-return]
 
 
-def _end_time(value: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)  # a time without a zone is taken as UTC
-    if value <= now:
-        raise Invalid("invalid field 'end_time': must be in the future", field="end_time")
-    return value
-
-
-def _mask(url: str) -> str:
-    """Webhook credentials never round-trip to readers of the cron."""
-    parsed = urlparse(url)
-    if parsed.username is None and parsed.password is None:
-        return url
-    return parsed._replace(netloc="****@" + parsed.netloc.rpartition("@")[2]).geturl()
-
-
 def cron_json(row: dict[str, Any]) -> dict[str, Any]:
-    out = to_cron(row)
+    out = cron_view(row)
     webhook = (out.get("payload") or {}).get("webhook")
     if isinstance(webhook, str):
-        out["payload"] = {**out["payload"], "webhook": _mask(webhook)}
+        # Webhook credentials never round-trip to readers of the cron.
+        out["payload"] = {**out["payload"], "webhook": mask(webhook)}
     return out
 
 
 async def _create(thread_id: str | None) -> Response:
     req = await body(CronCreate)
-    d = deps()
-    cfg = d.config.cron
-    service = _service()
-    schedule = crons.parse(req.schedule, req.timezone,
-                           allow_seconds=cfg.allow_seconds_schedule)
-    now = dt.datetime.now(dt.UTC)
-    end_time = _end_time(req.end_time, now)
-    template = _template(req)
-    assistant = await service.assistant(req.assistant_id)  # a graph id resolves here
-    enabled = req.enabled is not False
-    if enabled and service.intake_stopped is not None and service.intake_stopped.is_set():
-        raise Draining("this instance is draining; retry on another instance")
-    new = NewCron(
-        cron_id=new_run_id(), assistant_id=assistant["assistant_id"], thread_id=thread_id,
-        user_id=_user(), schedule=schedule.expr, timezone=req.timezone, end_time=end_time,
-        enabled=enabled,
-        on_run_completed=(req.on_run_completed or "delete") if thread_id is None else None,
-        payload=template, metadata=req.metadata or {},
-        next_run_date=crons.next_fire(schedule, now, end_time))
-    # Built even when disabled: a template that cannot make a run is refused now.
-    first = cron_run(msgspec.structs.asdict(new), assistant, None)
-    row, created = await _store().create(new, first if enabled else None,
-                                         max_per_user=cfg.max_per_user)
+    spec = CronSpec(assistant_id=req.assistant_id, schedule=req.schedule,
+                    timezone=req.timezone, end_time=req.end_time,
+                    enabled=req.enabled is not False, on_run_completed=req.on_run_completed,
+                    metadata=req.metadata or {}, template=_template(req))
+    row, run = await _service().create(caller(), spec, thread_id=thread_id)
     cron = cron_json(row)
-    if created is None:
+    if run is None:
         return json(cron)
-    await after_commit(service.queue, service._apply, created)
-    out = run_json(created.run)
+    out = run_json(run)
     for key, value in cron.items():
         out.setdefault(key, value)
     return json(out, headers={"Content-Location": f"/threads/{out['thread_id']}/runs/"
@@ -202,62 +155,38 @@ async def create_thread_cron(thread_id: str) -> Response:
     return await _create(thread_id)
 
 
+@bp.get("/runs/crons/<cron_id>")
+async def get_cron(cron_id: str) -> Response:
+    """One cron (the platform's read, since 0.10)."""
+    return json(cron_json(await _service().get(caller(), cron_id)))
+
+
 @bp.patch("/runs/crons/<cron_id>")
 async def update_cron(cron_id: str) -> Response:
     """Update a cron; a new schedule keeps the old timezone unless one is given."""
     req = await body(CronPatch)
-    cfg = deps().config.cron
-    now = dt.datetime.now(dt.UTC)
-    if req.schedule is not None:  # refused before the row is locked
-        crons.parse(req.schedule, req.timezone, allow_seconds=cfg.allow_seconds_schedule)
-    elif req.timezone is not None:
-        crons.zone(req.timezone)
-    end_time = req.end_time if req.end_time is msgspec.UNSET else _end_time(req.end_time, now)
-    template = _template(req)
-
-    def patch(row: dict[str, Any]) -> dict[str, Any]:
-        changes: dict[str, Any] = {}
-        for key in ("schedule", "timezone", "enabled", "on_run_completed", "metadata"):
-            if getattr(req, key) is not None:
-                changes[key] = getattr(req, key)
-        if end_time is not msgspec.UNSET:
-            changes["end_time"] = end_time
-        if template:
-            changes["payload"] = {**(row["payload"] or {}), **template}
-        schedule = crons.parse(changes.get("schedule", row["schedule"]),
-                               changes.get("timezone", row["timezone"]))
-        if "schedule" in changes:
-            changes["schedule"] = schedule.expr
-        turned_on = changes.get("enabled") is True and not row["enabled"]
-        # A re-enabled cron resumes from now: the occurrences it slept through never fire.
-        if turned_on or {"schedule", "timezone", "end_time"} & set(changes):
-            changes["next_run_date"] = crons.next_fire(
-                schedule, now, changes.get("end_time", row["end_time"]))
-        return changes
-
-    return json(cron_json(await _store().update(cron_id, _user(), patch)))
+    changes = CronChanges(schedule=req.schedule, timezone=req.timezone,
+                          end_time=req.end_time, enabled=req.enabled,
+                          on_run_completed=req.on_run_completed, metadata=req.metadata,
+                          template=_template(req))
+    return json(cron_json(await _service().update(caller(), cron_id, changes)))
 
 
 @bp.delete("/runs/crons/<cron_id>")
 async def delete_cron(cron_id: str) -> Response:
     """Delete a cron (its past runs stay)."""
-    await _store().delete(cron_id, _user())
+    await _service().delete(caller(), cron_id)
     return Response(b"", status=204)  # explicit body: see api/runs.py _no_content
-
-
-def _assistant_filter(value: str | None) -> str | None:
-    return canonical_id(deps().graphs, value) if value else None
 
 
 @bp.post("/runs/crons/search")
 async def search_crons() -> Response:
     """Search crons, newest first unless ``sort_by``/``sort_order`` say otherwise."""
     req = await body(CronSearch)
-    rows = await _store().search(
-        user_id=_user(), assistant_id=_assistant_filter(req.assistant_id),
-        thread_id=req.thread_id, enabled=req.enabled, metadata=req.metadata,
-        limit=req.limit, offset=req.offset, sort_by=req.sort_by or "created_at",
-        sort_order=req.sort_order or "desc")
+    query = CronQuery(assistant_id=req.assistant_id, thread_id=req.thread_id,
+                      enabled=req.enabled, metadata=req.metadata)
+    rows = await _service().search(caller(), query, limit=req.limit, offset=req.offset,
+                                   sort_by=req.sort_by, sort_order=req.sort_order)
     out = [cron_json(r) for r in rows]
     if req.select:
         now = dt.datetime.now(dt.UTC).isoformat()
@@ -269,6 +198,6 @@ async def search_crons() -> Response:
 async def count_crons() -> Response:
     """Count crons matching the filters (a bare integer)."""
     req = await body(CronCount)
-    return json(await _store().count(
-        user_id=_user(), assistant_id=_assistant_filter(req.assistant_id),
-        thread_id=req.thread_id, enabled=req.enabled, metadata=req.metadata))
+    return json(await _service().count(caller(), CronQuery(
+        assistant_id=req.assistant_id, thread_id=req.thread_id, enabled=req.enabled,
+        metadata=req.metadata)))

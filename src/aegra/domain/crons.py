@@ -15,16 +15,21 @@ fires a fixed-time job twice on the autumn DST change. The rules:
   then the repeated hour is just another hour, so "every 15 minutes" keeps its rhythm in
   real time. Nothing fires twice.
 
-``advance`` holds the catch-up policy the ticker applies (``supervisor/cron.py``).
+``advance`` holds the catch-up policy the ticker applies (``supervisor/cron.py``);
+``plan`` decides one claimed cron's firing and ``cron_run`` builds the run it makes,
+as its owner.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 from croniter import (  # type: ignore[import-untyped]
     CroniterBadCronError,
     CroniterBadDateError,
@@ -32,7 +37,9 @@ from croniter import (  # type: ignore[import-untyped]
     croniter,
 )
 
+from aegra.domain.auth import user_dict
 from aegra.domain.errors import Invalid
+from aegra.domain.run_rows import Created, NewRun
 
 UTC = dt.UTC
 MAX_SCHEDULE_LEN = 256
@@ -185,3 +192,133 @@ def advance(schedule: Schedule, occurrence: dt.datetime, now: dt.datetime, *,
     """
     late = (now - occurrence).total_seconds() > grace_s
     return next_fire(schedule, now if late else occurrence, end_time)
+
+
+# -- cron rows and firings ----------------------------------------------------------------
+
+# Wire order of the platform's Cron object; doubles as the select whitelist.
+COLUMNS = ("cron_id", "assistant_id", "thread_id", "user_id", "end_time", "schedule",
+           "timezone", "payload", "next_run_date", "metadata", "on_run_completed", "enabled",
+           "created_at", "updated_at")
+# The only client strings that reach ORDER BY, and only through this whitelist.
+SORTABLE = ("cron_id", "assistant_id", "thread_id", "created_at", "updated_at",
+            "next_run_date", "end_time")
+# The owner's user (plain data) rides in the payload under this key, so every firing
+# runs as its owner (spec/auth.md item 14); clients never see it (``cron_view``) and
+# cannot set it (it is no template field).
+OWNER_KEY = "__owner__"
+# The run metadata the owner's ("threads", "create_run") handler stamped when the cron
+# was created: every firing's run carries it, and so does the thread a stateless firing
+# makes, so the owner can read what their cron ran (the ticker itself never calls auth).
+RUN_METADATA_KEY = "__run_metadata__"
+HIDDEN_KEYS = frozenset({OWNER_KEY, RUN_METADATA_KEY})
+
+# Builds a run's execution params from a run body, its assistant row, whether it is on a
+# thread and the user it runs as (``aegra.services.runs.build_params``, which gives the
+# graph that user's identity keys); passed in, as the domain imports no service.
+ParamsBuilder = Callable[[dict[str, Any], dict[str, Any], bool, dict[str, Any] | None],
+                         dict[str, Any]]
+
+
+class NewCron(msgspec.Struct, kw_only=True):
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    user_id: str | None
+    schedule: str
+    timezone: str | None
+    end_time: dt.datetime | None
+    enabled: bool
+    on_run_completed: str | None
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    next_run_date: dt.datetime | None
+
+
+class Firing(msgspec.Struct, kw_only=True):
+    """What the ticker decided for one claimed cron (``plan``)."""
+
+    run: NewRun | None  # None: nothing to fire (end_time passed, schedule unusable)
+    next_run_date: dt.datetime | None  # None: the schedule is over
+    occurrence: dt.datetime
+    why: str | None = None  # for the log: why nothing fires, or what was worked around
+
+
+class Fired(msgspec.Struct, kw_only=True):
+    """One pass of the ticker over the due crons."""
+
+    claimed: int = 0
+    created: list[Created] = []
+    skipped: list[tuple[str, str]] = []  # (cron_id, why) occurrences that made no run
+    notes: list[tuple[str, str]] = []  # (cron_id, what) fired, with a workaround
+    behind: bool = False  # an advanced cron is already due again: tick again at once
+    next_due_s: float | None = None  # seconds until the earliest enabled cron is due
+
+
+def _iso(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, dt.datetime) else value
+
+
+def cron_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A cron row as clients see it: wire order, ISO timestamps, no owner."""
+    out = {key: _iso(row[key]) for key in COLUMNS if key in row}
+    payload = out.get("payload")
+    if isinstance(payload, dict) and HIDDEN_KEYS & payload.keys():
+        out["payload"] = {k: v for k, v in payload.items() if k not in HIDDEN_KEYS}
+    return out
+
+
+def cron_run(cron: dict[str, Any], assistant: dict[str, Any],
+             occurrence: dt.datetime | None, build: ParamsBuilder) -> NewRun:
+    """The run one firing makes: the cron's payload, as its owner, never its metadata.
+
+    ``occurrence`` is the scheduled instant (None for the first run made at creation); it
+    is kept in the execution params, which is how tests and the benchmark tie runs to
+    occurrences.
+    """
+    payload = dict(cron.get("payload") or {})
+    payload.pop("metadata", None)  # seed 001: cron metadata is not copied onto runs
+    owner = payload.pop(OWNER_KEY, None)
+    stamp = payload.pop(RUN_METADATA_KEY, None) or {}
+    user_id = cron.get("user_id")
+    if owner is None and user_id is not None:
+        owner = user_dict(user_id, (), {})  # a cron stored before owners were kept
+    threaded = cron["thread_id"] is not None
+    body = {**payload, "assistant_id": cron["assistant_id"],
+            "on_completion": cron.get("on_run_completed") or "delete"}
+    params = build(body, assistant, threaded, owner)
+    params["cron"] = {"cron_id": cron["cron_id"],
+                      "scheduled_at": occurrence.isoformat() if occurrence else None}
+    return NewRun(
+        thread_id=cron["thread_id"], assistant_id=cron["assistant_id"],
+        graph_id=assistant["graph_id"], params=params, metadata=dict(stamp),
+        multitask_strategy=payload.get("multitask_strategy") or "reject",
+        user_id=user_id, stateless=not threaded, cron_id=cron["cron_id"],
+        thread_metadata=dict(stamp) if not threaded else {})
+
+
+def plan(row: dict[str, Any], *, grace_s: float, build: ParamsBuilder) -> Firing:
+    """The run and the next date for one claimed cron (runs inside the claim).
+
+    ``row`` is the claimed cron joined with its assistant (``graph_id``,
+    ``assistant_config``, ``assistant_context``) and the database's ``db_now``.
+    """
+    occurrence, now, end = row["next_run_date"], row["db_now"], row["end_time"]
+    why = None
+    try:
+        schedule = parse(row["schedule"], row["timezone"])
+    except Invalid as exc:
+        if exc.field != "timezone":
+            return Firing(run=None, next_run_date=None, occurrence=occurrence,
+                          why=f"bad schedule: {exc.message}")
+        # A zone the installed tzdata no longer knows: keep firing, in UTC.
+        why = f"unknown timezone {row['timezone']!r}: fired in UTC"
+        schedule = parse(row["schedule"], None)
+    if end is not None and occurrence > end:
+        return Firing(run=None, next_run_date=None, occurrence=occurrence,
+                      why="past end_time")
+    following = advance(schedule, occurrence, now, end_time=end, grace_s=grace_s)
+    assistant = {"assistant_id": row["assistant_id"], "graph_id": row["graph_id"],
+                 "config": row["assistant_config"], "context": row["assistant_context"]}
+    return Firing(run=cron_run(row, assistant, occurrence, build), next_run_date=following,
+                  occurrence=occurrence, why=why)
