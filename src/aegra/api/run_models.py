@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from quart import request
 
+from aegra.api.deps import deps
+from aegra.domain import webhooks
 from aegra.domain.errors import Invalid
-from aegra.service import stream_modes
+from aegra.services.runs import stream_modes
+
+# A run may wait at most a year to start: past that the number is a mistake (and a
+# float this large would overflow PostgreSQL's interval).
+MAX_AFTER_SECONDS = 365 * 24 * 3600
+AfterSeconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_AFTER_SECONDS)]
 
 
 class RunCreate(msgspec.Struct, kw_only=True):
@@ -30,7 +38,7 @@ class RunCreate(msgspec.Struct, kw_only=True):
     if_not_exists: Literal["create", "reject"] | None = None
     on_disconnect: Literal["cancel", "continue"] | None = None
     on_completion: Literal["delete", "keep"] | None = None
-    after_seconds: float | None = None
+    after_seconds: AfterSeconds | None = None
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     langsmith_tracer: dict[str, Any] | None = None
@@ -44,12 +52,35 @@ class CancelMany(msgspec.Struct, kw_only=True):
     status: Literal["pending", "running", "all"] | None = None
 
 
+def query_int(name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi]; anything else is a 422 naming it."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise Invalid(f"invalid query parameter '{name}': expected an integer, got {raw!r}",
+                      field=name) from None
+    if not lo <= value <= hi:
+        raise Invalid(f"invalid query parameter '{name}': must be between {lo} and {hi}",
+                      field=name)
+    return value
+
+
 def iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def checked_webhook(url: str) -> str:
+    """422 unless the project's webhook policy (aegra.json ``webhooks.url``) allows it."""
+    return webhooks.check_url(url, deps().project.webhooks.url)
+
+
 def run_json(row: dict[str, Any]) -> dict[str, Any]:
     params = row["execution_params"] or {}
+    if isinstance(params.get("webhook"), str):  # credentials never reach readers
+        params = {**params, "webhook": webhooks.mask(params["webhook"])}
     return {
         "run_id": row["run_id"], "thread_id": row["thread_id"],
         "assistant_id": row["assistant_id"], "created_at": iso(row["created_at"]),
@@ -74,6 +105,8 @@ def validate(create: RunCreate, *, stateless: bool) -> dict[str, Any]:
         # fails it with EmptyInputError). Refused up front, as the reference product does.
         raise Invalid("invalid request body: give 'input' or 'command'", field="input")
     stream_modes(create.stream_mode)  # 422 on an unknown mode, before anything is written
+    if create.webhook is not None:
+        checked_webhook(create.webhook)
     return {k: v for k, v in raw.items() if v is not None}
 
 

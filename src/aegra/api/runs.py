@@ -1,5 +1,6 @@
 """Run endpoints (thread-scoped and stateless): create, stream, wait, batch, get, list,
-delete, join, join stream, cancel, bulk cancel. Every run goes through RunService."""
+delete, join, join stream, cancel, bulk cancel. Every run goes through RunService, with
+the request's caller (authorization happens there)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ import msgspec
 import trio
 from quart import Blueprint, Response, request
 
+from aegra.api.auth import caller
 from aegra.api.deps import deps, services
-from aegra.api.run_models import CancelMany, RunCreate, cancel_action, run_json, validate
+from aegra.api.run_models import (
+    CancelMany,
+    RunCreate,
+    cancel_action,
+    query_int,
+    run_json,
+    validate,
+)
 from aegra.api.sse import long_poll, run_events, sse_response
-from aegra.api.wire import body, encode, json, query_list
-from aegra.domain.errors import Invalid, NotFound
+from aegra.api.wire import body, decode, encode, json, query_list
+from aegra.domain.errors import Invalid
 from aegra.domain.runs import TERMINAL, parse_event_id, sse_frame
 from aegra.services.runs import RunService, stream_modes, wait_payload
 
@@ -38,7 +47,7 @@ def _locations(run: dict[str, Any], suffix: str) -> dict[str, str]:
 
 async def _create(thread_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     params = validate(await body(RunCreate), stateless=thread_id is None)
-    run = await _service().create(params, thread_id=thread_id)
+    run = await _service().create(caller(), params, thread_id=thread_id)
     return run, params
 
 
@@ -59,19 +68,13 @@ async def create_stateless_run() -> Response:
 @bp.post("/runs/batch")
 async def create_batch() -> Response:
     """Create several background runs; every item is validated before any is created."""
-    data = await request.get_data(cache=False)
-    items = msgspec.json.decode(data or b"[]")
-    if not isinstance(items, list):
-        raise Invalid("invalid request body: expected an array of runs", field="body")
-    creates = []
-    for item in items:
-        try:
-            create = msgspec.convert(item, RunCreate, strict=False)
-        except msgspec.ValidationError as exc:
-            raise Invalid(f"invalid request body: {exc}", field="body") from None
-        creates.append((validate(create, stateless=create.thread_id is None),
-                        create.thread_id))
-    out = [run_json(await _service().create(params, thread_id=tid))
+    data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    # Malformed JSON, a non-array or an item that is not a run: 422 naming the place.
+    items = decode(data, list[RunCreate]) if data.strip() else []
+    creates = [(validate(create, stateless=create.thread_id is None), create.thread_id)
+               for create in items]
+    who = caller()
+    out = [run_json(await _service().create(who, params, thread_id=tid))
            for params, tid in creates]
     return json(out)
 
@@ -143,20 +146,11 @@ async def wait_stateless_run() -> Response:
 
 @bp.get("/threads/<thread_id>/runs")
 async def list_runs(thread_id: str) -> Response:
-    """List a thread's runs, newest first."""
-    d = deps()
-    args = request.args
-    try:
-        limit = int(args.get("limit", 10))
-        offset = int(args.get("offset", 0))
-    except ValueError:
-        raise Invalid("invalid field 'limit'/'offset': expected integers", field="limit") from None
-    rows = await _service().runs.list(thread_id, limit=limit, offset=offset,
-                                      status=args.get("status"))
-    if not rows:
-        exists = await d.pg.fetchval("SELECT 1 FROM thread WHERE thread_id = $1", thread_id)
-        if not exists:
-            raise NotFound(f"Thread {thread_id} not found")
+    """List a thread's runs, newest first (a thread the caller may not see: ``[]``)."""
+    limit = query_int("limit", 10, 1, 1000)
+    offset = query_int("offset", 0, 0, 2**31 - 1)
+    rows = await _service().list_runs(caller(), thread_id, limit=limit, offset=offset,
+                                      status=request.args.get("status") or None)
     out = [run_json(r) for r in rows]
     select = query_list("select")
     if select:
@@ -167,51 +161,32 @@ async def list_runs(thread_id: str) -> Response:
 @bp.get("/threads/<thread_id>/runs/<run_id>")
 async def get_run(thread_id: str, run_id: str) -> Response:
     """Get one run."""
-    return json(run_json(await _service().runs.get(run_id, thread_id)))
+    return json(run_json(await _service().get_run(caller(), thread_id, run_id)))
 
 
 @bp.delete("/threads/<thread_id>/runs/<run_id>")
 async def delete_run(thread_id: str, run_id: str) -> Response:
     """Delete a run (an in-flight one is cancelled first)."""
-    service = _service()
-    row = await service.runs.get(run_id, thread_id)
-    if row["status"] not in TERMINAL:
-        await service.cancel([run_id], "interrupt")
-        # Let it settle (final status, end of stream, thread status) before the row goes;
-        # a run that will not stop in time is deleted anyway and its waiters released.
-        with trio.move_on_after(10):
-            await service.result(run_id, None)
-    await service.runs.delete(thread_id, run_id)
-    done, _ = await service.broker.result(run_id)
-    if not done:
-        await service.broker.finish(run_id, {"status": "interrupted", "values": None,
-                                             "error": None})
+    await _service().delete_run(caller(), thread_id, run_id)
     return _no_content()
-
-
-async def _known_run(service: RunService, thread_id: str, run_id: str
-                     ) -> dict[str, Any] | None:
-    """The run's row, or None for a run only the broker still knows (a stateless run
-    whose thread was deleted after it finished); NotFound when neither knows it."""
-    row = await service.runs.find(run_id)
-    if (row is None or row["thread_id"] != thread_id) and not await service.broker.has(run_id):
-        raise NotFound(f"Run {run_id} not found")
-    return row
 
 
 @bp.get("/threads/<thread_id>/runs/<run_id>/join")
 async def join_run(thread_id: str, run_id: str) -> Response:
     """Wait for a run to finish and return its final values."""
-    service = _service()
-    row = await _known_run(service, thread_id, run_id)
+    row = await _service().join_run(caller(), thread_id, run_id)
     return await _waiting(run_id, row, {"Location": f"/threads/{thread_id}/runs/{run_id}/join"})
 
 
 @bp.get("/threads/<thread_id>/runs/<run_id>/stream")
 async def join_stream(thread_id: str, run_id: str) -> Response:
     """Join a run's event stream; ``Last-Event-ID`` resumes after that event."""
+    row = await _service().join_run(caller(), thread_id, run_id)
+    return await _joined(row["thread_id"] if row else thread_id, run_id, row)
+
+
+async def _joined(thread_id: str, run_id: str, row: dict[str, Any] | None) -> Response:
     service = _service()
-    row = await _known_run(service, thread_id, run_id)
     after = parse_event_id(request.headers.get("Last-Event-ID"))
     # The SDK sends ``stream_mode=`` (empty) when the caller gave none: that means all.
     modes = set(query_list("stream_mode")) or None
@@ -239,8 +214,8 @@ async def join_stream(thread_id: str, run_id: str) -> Response:
 @bp.get("/runs/<run_id>/stream")
 async def join_stream_by_run(run_id: str) -> Response:
     """Join a run's event stream by run id alone (the JS client's stateless joinStream)."""
-    row = await _service().runs.find(run_id)
-    return await join_stream(row["thread_id"] if row else "", run_id)
+    row = await _service().join_run(caller(), None, run_id)
+    return await _joined(row["thread_id"] if row else "", run_id, row)
 
 
 @bp.post("/threads/<thread_id>/runs/<run_id>/cancel")
@@ -249,18 +224,15 @@ async def cancel_run(thread_id: str, run_id: str) -> Response:
     service = _service()
     action = cancel_action(request.args.get("action"))
     wait = request.args.get("wait", "0").lower() in ("1", "true")
-    row = await service.runs.get(run_id, thread_id)
-    if row["status"] in TERMINAL:
-        return json(run_json(row))
-    await service.cancel([run_id], action)
-    if not wait:
+    row = await service.cancel_run(caller(), thread_id, run_id, action)
+    if row["status"] in TERMINAL or not wait:
         # 200 with the run (the reference product's answer, which its clients check); the
         # platform says 202 with no body, and the SDK accepts either.
         return json(run_json(row))
 
     async def settled() -> bytes:
         await service.result(run_id, None)
-        latest = await service.runs.find(run_id)
+        latest = await service.find(run_id)
         return encode(run_json(latest or {**row, "status": "interrupted"}))
 
     return Response(long_poll(settled, keepalive_s=deps().config.http.keepalive_interval_s),
@@ -274,10 +246,6 @@ async def cancel_many() -> Response:
     action = cancel_action(request.args.get("action"))
     if req.thread_id is None and not req.run_ids and req.status is None:
         raise Invalid("invalid request body: give thread_id, run_ids or status", field="body")
-    status = None if req.status in (None, "all") else req.status
-    service = _service()
-    ids = await service.runs.inflight(thread_id=req.thread_id, run_ids=req.run_ids,
-                                      status=status)
-    if ids:
-        await service.cancel(ids, action)
+    await _service().cancel_many(caller(), thread_id=req.thread_id, run_ids=req.run_ids,
+                                 status=req.status, action=action)
     return _no_content()

@@ -5,21 +5,24 @@ client listens. Event ids are the runs' own (``<run_id>_event_<n>``), so ``Last-
 resumes inside the run it names and continues with the runs after it. ``stream_mode``:
 ``run_modes`` (default: every event), ``lifecycle`` (metadata/end/error only) or
 ``state_update`` (values). The stream ends once the thread has nothing in flight after a
-run it followed, or after ``idle_s`` with nothing to follow.
+run it followed, or after ``idle_s`` with nothing to follow. Opening it is a ``read`` of
+the thread: a thread the caller may not see is NotFound.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import trio
 from quart import Blueprint, Response, request
 
-from aegra.api.deps import deps
+from aegra.api.auth import caller
+from aegra.api.deps import deps, services
 from aegra.api.sse import KEEPALIVE, run_events, sse_response
 from aegra.api.wire import query_list
-from aegra.domain.errors import Invalid, NotFound
+from aegra.domain.errors import Invalid
 from aegra.domain.runs import parse_event_id
 
 bp = Blueprint("thread_stream", __name__)
@@ -28,23 +31,11 @@ MODES = {"run_modes": None, "lifecycle": {"metadata", "end", "error"},
          "state_update": {"values"}}
 
 
-async def _next_runs(pg: Any, thread_id: str, after_created: Any, since: Any
-                     ) -> list[dict[str, Any]]:
-    """Runs to follow next: in flight, or created since the client connected (a run may
-    start and finish between two looks; its replay buffer still has every event)."""
-    return await pg.fetch(  # type: ignore[no-any-return]
-        """SELECT run_id, created_at, status FROM runs WHERE thread_id = $1
-           AND (status IN ('pending', 'running') OR created_at >= $3)
-           AND ($2::timestamptz IS NULL OR created_at > $2)
-           ORDER BY created_at, run_id""", thread_id, after_created, since)
-
-
 @bp.get("/threads/<thread_id>/stream")
 async def join_thread_stream(thread_id: str) -> Response:
     """Stream the events of every run of a thread, current and upcoming."""
     d = deps()
-    if not await d.pg.fetchval("SELECT 1 FROM thread WHERE thread_id = $1", thread_id):
-        raise NotFound(f"Thread {thread_id} not found")
+    since = await services().runs.thread_stream_start(caller(), thread_id)
     modes: set[str] | None = set()
     for mode in query_list("stream_mode") or ["run_modes"]:
         if mode not in MODES:
@@ -56,7 +47,6 @@ async def join_thread_stream(thread_id: str) -> Response:
     resume_run, resume_seq = None, 0
     if last and "_event_" in last:
         resume_run, resume_seq = last.rsplit("_event_", 1)[0], parse_event_id(last)
-    since = await d.pg.fetchval("SELECT now()")
     body = _follow(d, thread_id, modes, resume_run, resume_seq, since, idle_s=30.0)
     return sse_response(body, {"Location": f"/threads/{thread_id}/stream"})
 
@@ -69,7 +59,7 @@ async def _follow(d: Any, thread_id: str, modes: set[str] | None, resume_run: st
     after_created = None
     followed = False
     if resume_run is not None:
-        row = await service.runs.find(resume_run)
+        row = await service.find(resume_run)
         if row is not None and row["thread_id"] == thread_id:
             after_created = row["created_at"]
             async for frame in run_events(lambda: service.broker.subscribe(resume_run,
@@ -80,13 +70,12 @@ async def _follow(d: Any, thread_id: str, modes: set[str] | None, resume_run: st
     waited = 0.0
     since_beat = 0.0
     while True:
-        upcoming = await _next_runs(d.pg, thread_id, after_created, since)
+        upcoming = await service.next_runs(thread_id, after_created, since)
         if upcoming:
             waited = 0.0
             run = upcoming[0]
             after_created = run["created_at"]
-            run_id = run["run_id"]
-            async for frame in run_events(lambda rid=run_id: service.broker.subscribe(rid, 0),
+            async for frame in run_events(partial(service.broker.subscribe, run["run_id"], 0),
                                           keepalive_s=keepalive, modes=modes):
                 yield frame
             followed = True

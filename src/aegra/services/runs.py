@@ -5,6 +5,11 @@ rules applied) -> cancel what the strategy displaced -> queue the id. Workers ex
 ``after_finish`` publishes the end of the stream, wakes the thread's next run, deletes a
 stateless run's thread and delivers the webhook. Waiters are pushed the result by the
 broker, never polled.
+
+Runs are authorized on the *threads* resource (spec/auth.md item 10): create/stream/wait/
+batch ``create_run``; get/join/join stream ``read``; cancel ``update``; delete ``delete``;
+list ``search``. The filter a handler returns applies to the parent thread inside the
+query; a run it hides is NotFound. Workers, the reaper and crons never come through here.
 """
 
 from __future__ import annotations
@@ -16,23 +21,37 @@ from typing import Any
 import trio
 
 from aegra import logs
-from aegra.adapters.postgres.runs import ASSISTANT_FOR_RUN, AssistantLookup, NewRun, PgRuns
-from aegra.domain.errors import Draining, Invalid
-from aegra.domain.ports import ClaimedRun, Outcome
-from aegra.domain.runs import STREAM_MODES, TERMINAL
+from aegra.domain.assistants import as_uuid, canonical_id, is_system, not_found
+from aegra.domain.auth import Caller, Filter, user_dict
+from aegra.domain.errors import Draining, NotFound
+from aegra.domain.ports import AssistantLookup, Authorizer, ClaimedRun, Outcome, RunStore
+from aegra.domain.run_params import build_params as build_params  # re-exported
+from aegra.domain.run_params import reserved_sent
+from aegra.domain.run_params import stream_modes as stream_modes  # re-exported
+from aegra.domain.run_rows import NewRun
+from aegra.domain.runs import TERMINAL, new_run_id
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.runs")
+# (graph_id, thread_id) -> (latest values, interrupts by task, has nodes left to run)
+ThreadView = Callable[[str, str], Awaitable[tuple[Any, dict[str, Any], bool]]]
 
 
 class RunService:
-    def __init__(self, *, runs: PgRuns, queue: Any, broker: Any, registry: RunRegistry,
+    def __init__(self, *, runs: RunStore, queue: Any, broker: Any, registry: RunRegistry,
                  pg: Any, graphs: Any, cancel_bus: Any = None,
                  delete_thread: Callable[[str], Awaitable[None]] | None = None,
                  webhook: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
                  spawn: Callable[..., None] | None = None,
-                 intake_stopped: Any = None, poll_s: float = 5.0) -> None:
+                 intake_stopped: Any = None, poll_s: float = 5.0,
+                 auth: Authorizer | None = None, thread_view: ThreadView | None = None
+                 ) -> None:
         self.runs = runs
+        # None (no authorizer wired): every caller may do everything, as under noop.
+        self.auth = auth
+        # The graph's view of a thread (GraphRunner.thread_view), to refresh the thread
+        # row after a run stopped from outside; None: the row is left as it is.
+        self.thread_view = thread_view
         self.queue = queue
         self.broker = broker
         self.registry = registry
@@ -48,41 +67,168 @@ class RunService:
     # -- creation -------------------------------------------------------------------------
     def _lookup(self, value: str, build: Any = None) -> AssistantLookup:
         """How to find the assistant a run names (an assistant id or a graph id)."""
-        from aegra.adapters.postgres.assistants import canonical_id, not_found
-
         return AssistantLookup(assistant_id=canonical_id(self.graphs, value),
                                graph_ids=self.graphs.ids(), missing=not_found(value),
                                build=build)
 
     async def assistant(self, value: str) -> dict[str, Any]:
-        """The assistant a run names: one query (the create path reads it inside its
-        own transaction instead)."""
-        lookup = self._lookup(value)
-        row = await self.pg.fetchrow(ASSISTANT_FOR_RUN, lookup.assistant_id,
-                                     lookup.graph_ids)
-        if row is None:
-            raise lookup.missing
-        return row
+        """The assistant a run names, with its metadata: one query (the create path reads
+        it inside its own transaction instead)."""
+        return await self.runs.assistant(self._lookup(value))
 
-    async def create(self, body: dict[str, Any], *, thread_id: str | None,
-                     user_id: str | None = None, cron_id: str | None = None) -> dict[str, Any]:
+    async def _threads(self, caller: Caller, action: str, value: dict[str, Any]
+                       ) -> Filter | None:
+        if self.auth is None:
+            return None
+        return await self.auth.authorize(caller, "threads", action, value)
+
+    async def _assistant_filter(self, caller: Caller, value: str) -> Filter | None:
+        """A system assistant may be run by anyone; a user assistant only through the
+        caller's ``assistants.read`` filter (spec/auth.md item 12)."""
+        assert self.auth is not None
+        row = await self.assistant(value)
+        if is_system(row.get("metadata")):
+            return None
+        return await self.auth.authorize(caller, "assistants", "read",
+                                         {"assistant_id": as_uuid(row["assistant_id"]),
+                                          "metadata": {}})
+
+    async def create(self, caller: Caller, body: dict[str, Any], *, thread_id: str | None,
+                     cron_id: str | None = None) -> dict[str, Any]:
+        """Create a run as ``caller``. The ``create_run`` handler may stamp the metadata,
+        which the run stores; on an existing thread its filter must hold (else NotFound);
+        a thread made for the run (stateless, ``if_not_exists="create"``) gets that
+        metadata, so it is the caller's, as on the platform."""
         if self.intake_stopped is not None and self.intake_stopped.is_set():
             raise Draining("this instance is draining; retry on another instance")
+        dropped = reserved_sent(body)
+        if dropped:
+            log.warning("run.reserved_keys_dropped", keys=dropped,
+                        hint="the server sets these; a client's values are ignored")
         threaded = thread_id is not None
-        lookup = self._lookup(body["assistant_id"],
-                              lambda assistant: build_params(body, assistant, threaded))
-        created = await self.runs.create(NewRun(
+        run_id = new_run_id()
+        metadata = dict(body.get("metadata") or {})
+        thread_filter: Filter | None = None
+        assistant_filter: Filter | None = None
+        secured = self.auth is not None and self.auth.enabled
+        if secured:
+            value = {"thread_id": thread_id, "assistant_id": body["assistant_id"],
+                     "run_id": run_id, "status": "pending", "metadata": metadata,
+                     "kwargs": body,
+                     "multitask_strategy": body.get("multitask_strategy") or "reject",
+                     "if_not_exists": body.get("if_not_exists") or "reject",
+                     "after_seconds": body.get("after_seconds") or 0,
+                     "prevent_insert_if_inflight":
+                         (body.get("multitask_strategy") or "reject") == "reject"}
+            thread_filter = await self._threads(caller, "create_run", value)
+            stamped = value.get("metadata")
+            metadata = dict(stamped) if isinstance(stamped, dict) else {}
+            assistant_filter = await self._assistant_filter(caller, body["assistant_id"])
+        body = {**body, "metadata": metadata}
+        user = None
+        if caller.identity is not None:
+            user = caller.user or user_dict(caller.identity, caller.permissions, {})
+        lookup = self._lookup(body["assistant_id"], lambda assistant: build_params(
+            body, assistant, threaded, user=user))
+        created = await self.runs.create_as(NewRun(
             thread_id=thread_id, assistant_id="", graph_id="", params={},  # from lookup
-            metadata=body.get("metadata") or {},
+            metadata=metadata,
             multitask_strategy=body.get("multitask_strategy") or "reject",
             if_not_exists=body.get("if_not_exists") or "reject",
-            after_seconds=float(body.get("after_seconds") or 0), user_id=user_id,
-            stateless=thread_id is None, cron_id=cron_id,
-        ), lookup)
+            after_seconds=float(body.get("after_seconds") or 0), user_id=caller.identity,
+            stateless=thread_id is None, cron_id=cron_id, run_id=run_id,
+        ), lookup, thread_filter=thread_filter, assistant_filter=assistant_filter,
+            thread_metadata=metadata if secured else None)
         await self._apply(created.cancelled)
         run = created.run
         await self.queue.put(run["run_id"], delay_s=float(body.get("after_seconds") or 0))
         return run
+
+    # -- a caller's reads, deletes and cancels --------------------------------------------
+    async def get_run(self, caller: Caller, thread_id: str, run_id: str) -> dict[str, Any]:
+        flt = await self._threads(caller, "read", {"thread_id": thread_id, "run_id": run_id})
+        return await self.runs.get(run_id, thread_id, where=flt)
+
+    async def list_runs(self, caller: Caller, thread_id: str, *, limit: int, offset: int,
+                        status: str | None) -> list[dict[str, Any]]:
+        """A thread's runs, newest first. A thread the caller may not see lists nothing
+        (200 ``[]`` on the platform); one that does not exist is NotFound."""
+        flt = await self._threads(caller, "search", {
+            "thread_id": thread_id, "metadata": {}, "status": status, "limit": limit,
+            "offset": offset})
+        rows = await self.runs.list(thread_id, limit=limit, offset=offset, status=status,
+                                    where=flt)
+        if not rows and not await self.runs.thread_visible(thread_id):
+            raise NotFound(f"Thread {thread_id} not found")
+        return rows
+
+    async def join_run(self, caller: Caller, thread_id: str | None, run_id: str
+                       ) -> dict[str, Any] | None:
+        """The run to join (``thread_id`` None: by run id alone), or None for a run only
+        the broker still knows (a stateless run whose thread went when it finished: with
+        a read filter there is no thread left to check it against, so it is NotFound)."""
+        flt = await self._threads(caller, "read", {"thread_id": thread_id, "run_id": run_id})
+        row = await self.runs.find(run_id, where=flt)
+        if row is not None and thread_id in (None, row["thread_id"]):
+            return row
+        if row is None and flt is None and await self.broker.has(run_id):
+            return None
+        raise NotFound(f"Run {run_id} not found")
+
+    async def delete_run(self, caller: Caller, thread_id: str, run_id: str) -> None:
+        """Delete a run; an in-flight one is cancelled first."""
+        flt = await self._threads(caller, "delete", {"thread_id": thread_id, "run_id": run_id})
+        row = await self.runs.get(run_id, thread_id, where=flt)
+        if row["status"] not in TERMINAL:
+            await self.cancel([run_id], "interrupt")
+            # Let it settle (final status, end of stream, thread status) before the row
+            # goes; a run that will not stop in time is deleted anyway, waiters released.
+            with trio.move_on_after(10):
+                await self.result(run_id, None)
+        await self.runs.delete(thread_id, run_id, where=flt)
+        done, _ = await self.broker.result(run_id)
+        if not done:
+            await self.broker.finish(run_id, {"status": "interrupted", "values": None,
+                                              "error": None})
+
+    async def cancel_run(self, caller: Caller, thread_id: str, run_id: str, action: str
+                         ) -> dict[str, Any]:
+        """Cancel one run (a finished one is left as it is); the row as it was."""
+        flt = await self._threads(caller, "update", {
+            "thread_id": thread_id, "action": action,
+            "metadata": {"run_ids": [run_id], "status": None}})
+        row = await self.runs.get(run_id, thread_id, where=flt)
+        if row["status"] not in TERMINAL:
+            await self.cancel([run_id], action)
+        return row
+
+    async def cancel_many(self, caller: Caller, *, thread_id: str | None,
+                          run_ids: list[str] | None, status: str | None, action: str) -> None:
+        """Cancel the in-flight runs matching every criterion, among those of threads the
+        caller may see (``status`` ``all``/None: pending and running)."""
+        flt = await self._threads(caller, "update", {
+            "thread_id": thread_id, "action": action,
+            "metadata": {"run_ids": run_ids, "status": status}})
+        ids = await self.runs.inflight(
+            thread_id=thread_id, run_ids=run_ids,
+            status=None if status in (None, "all") else status, where=flt)
+        if ids:
+            await self.cancel(ids, action)
+
+    async def thread_stream_start(self, caller: Caller, thread_id: str) -> Any:
+        """For GET /threads/{id}/stream (``read``): the database time from which new runs
+        are followed; NotFound when the thread is not there for the caller."""
+        flt = await self._threads(caller, "read", {"thread_id": thread_id})
+        return await self.runs.stream_start(thread_id, where=flt)
+
+    async def next_runs(self, thread_id: str, after_created: Any, since: Any
+                        ) -> list[dict[str, Any]]:
+        """The runs a thread stream the caller was allowed to open follows next."""
+        return await self.runs.next_runs(thread_id, after_created, since)
+
+    async def find(self, run_id: str) -> dict[str, Any] | None:
+        """A run already authorized (or internal): its row as it is now."""
+        return await self.runs.find(run_id)
 
     # -- cancellation ---------------------------------------------------------------------
     async def signal_cancel(self, run_id: str, action: str) -> None:
@@ -145,7 +291,7 @@ class RunService:
 
             error = {"error": "RetriesExhausted", "message": exhausted_message(run.retries)}
         row = await self.runs.find(run.run_id)
-        final = (("error", _json(error)),) if error else ()
+        final: tuple[tuple[str, bytes], ...] = (("error", _json(error)),) if error else ()
         final += (("end", b'{"status":"%s"}' % status.encode()),)
         await self.broker.finish(run.run_id, {"status": status,
                                               "values": row["output"] if row else None,
@@ -159,10 +305,10 @@ class RunService:
         on the platform the thread then shows its latest checkpoint, and is
         ``interrupted`` when that checkpoint has nodes left to run. Done before waiters
         and streams are released, so they read the settled thread."""
-        from aegra.adapters.langgraph.runner import LangGraphRunner
-
+        if self.thread_view is None:
+            return None
         try:
-            values, interrupts, paused = await LangGraphRunner(self.graphs).thread_view(
+            values, interrupts, paused = await self.thread_view(
                 claimed.params["graph_id"], claimed.thread_id)
             await self.runs.refresh_thread(claimed.thread_id, values, interrupts, paused)
         except Exception as exc:  # the run's outcome stands; the thread view is a cache
@@ -224,65 +370,3 @@ def wait_payload(result: dict[str, Any]) -> Any:
         return {"__error__": result["error"]}
     values = result.get("values")
     return values if values is not None else {}
-
-
-def stream_modes(value: Any) -> list[str]:
-    if value is None:
-        return ["values"]
-    modes = [value] if isinstance(value, str) else list(value)
-    for mode in modes:
-        if mode not in STREAM_MODES:
-            raise Invalid(f"invalid field 'stream_mode': unknown stream mode {mode!r}; "
-                          f"expected one of {sorted(STREAM_MODES)}", field="stream_mode")
-    return modes or ["values"]
-
-
-def _merge_config(base: dict[str, Any] | None, over: dict[str, Any] | None) -> dict[str, Any]:
-    merged = dict(base or {})
-    for key, value in (over or {}).items():
-        if key == "configurable":
-            if not isinstance(value, dict):
-                raise Invalid("invalid field 'config.configurable': expected an object",
-                              field="config.configurable")
-            merged["configurable"] = {**(merged.get("configurable") or {}), **value}
-        else:
-            merged[key] = value
-    return merged
-
-
-def build_params(body: dict[str, Any], assistant: dict[str, Any], threaded: bool
-                 ) -> dict[str, Any]:
-    """Everything a worker on any instance needs to run it from the id alone."""
-    config = _merge_config(assistant.get("config"), body.get("config"))
-    context = {**(assistant.get("context") or {}), **(body.get("context") or {})}
-    checkpoint = dict(body.get("checkpoint") or {}) if threaded else {}
-    if threaded and body.get("checkpoint_id"):
-        checkpoint["checkpoint_id"] = body["checkpoint_id"]
-    checkpoint.pop("thread_id", None)  # the path's thread wins, always
-    durability = body.get("durability")
-    if durability is None and body.get("checkpoint_during") is not None:
-        durability = "async" if body["checkpoint_during"] else "exit"
-    command = body.get("command")
-    run_input = body.get("input")
-    if command is not None and run_input == {}:
-        run_input = None
-    return {
-        "graph_id": assistant["graph_id"],
-        "assistant_id": assistant["assistant_id"],
-        "input": run_input,
-        "command": command,
-        "config": config,
-        "context": context,
-        "stream_mode": stream_modes(body.get("stream_mode")),
-        "stream_subgraphs": bool(body.get("stream_subgraphs")),
-        "stream_resumable": bool(body.get("stream_resumable")),
-        "interrupt_before": body.get("interrupt_before"),
-        "interrupt_after": body.get("interrupt_after"),
-        "checkpoint": checkpoint or None,
-        "durability": durability,
-        "webhook": body.get("webhook"),
-        "on_completion": body.get("on_completion") or "delete",
-        "on_disconnect": body.get("on_disconnect") or "continue",
-        "multitask_strategy": body.get("multitask_strategy") or "reject",
-        "metadata": body.get("metadata") or {},
-    }

@@ -17,6 +17,7 @@ from typing import Any
 from langgraph.types import Command, Send
 
 from aegra.adapters import aio
+from aegra.adapters.auth import User
 from aegra.adapters.langgraph.fenced import FencedOut, FencedSaver, fence
 from aegra.adapters.langgraph.serde import encode, to_json
 from aegra.adapters.langgraph.streams import Messages, chunks
@@ -35,6 +36,11 @@ def run_config(claimed: ClaimedRun) -> dict[str, Any]:
     )
     if claimed.user_id:
         configurable["user_id"] = claimed.user_id
+    user = configurable.get("langgraph_auth_user")
+    if isinstance(user, dict):
+        # Stored as plain data (any instance may run it); graph code reads it both ways,
+        # ``user["identity"]`` and ``user.identity``, as on the platform.
+        configurable["langgraph_auth_user"] = User(user)
     checkpoint = p.get("checkpoint") or {}
     configurable.pop("checkpoint_id", None)
     configurable.pop("checkpoint_ns", None)
@@ -53,7 +59,7 @@ def run_config(claimed: ClaimedRun) -> dict[str, Any]:
     return config
 
 
-def _command(raw: dict[str, Any]) -> Command:
+def _command(raw: dict[str, Any]) -> Command[Any]:
     goto = raw.get("goto")
     if goto is not None:
         items = goto if isinstance(goto, list) else [goto]
@@ -259,7 +265,9 @@ class LangGraphRunner:
 
         async def _all(graph: Any) -> tuple[Outcome, Any, dict[str, Any]]:
             outcome = await _drive(graph, claimed, config, producer, self.owner)
-            values, interrupts, paused = None, {}, False
+            values: Any = None
+            interrupts: dict[str, Any] = {}
+            paused = False
             if outcome.status == "fenced":
                 return outcome, None, {}
             if outcome.status == "success" and outcome.interrupted:

@@ -8,55 +8,24 @@ under MVCC (DESIGN §3); the partial unique index on running runs is the backsto
 
 from __future__ import annotations
 
-import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from aegra.adapters.postgres import filters
 from aegra.adapters.postgres.checkpoints import delete_run_checkpoints
 from aegra.adapters.postgres.pool import PgPool
+from aegra.domain.auth import Filter
 from aegra.domain.errors import Conflict, NotFound
+from aegra.domain.ports import AssistantLookup as AssistantLookup  # re-exported
 from aegra.domain.ports import ClaimedRun, Outcome
+from aegra.domain.run_rows import Cancelled as Cancelled  # re-exported for callers
+from aegra.domain.run_rows import Created as Created
+from aegra.domain.run_rows import NewRun as NewRun
+from aegra.domain.run_rows import RunRow, run_row
 from aegra.domain.runs import new_run_id, thread_status_after
-
-
-class NewRun(msgspec.Struct, kw_only=True):
-    thread_id: str | None  # None: stateless, a new thread is made
-    assistant_id: str
-    graph_id: str
-    params: dict[str, Any]
-    metadata: dict[str, Any] = {}
-    multitask_strategy: str = "reject"
-    if_not_exists: str = "reject"
-    after_seconds: float = 0
-    user_id: str | None = None
-    stateless: bool = False
-    cron_id: str | None = None
-    run_id: str | None = None
-
-
-class AssistantLookup(msgspec.Struct, kw_only=True):
-    """Resolve the run's assistant inside the create transaction (one round trip and one
-    transaction less than a lookup before it): ``build`` turns the assistant row into
-    the run's execution parameters."""
-    assistant_id: str  # canonical: a graph id already mapped to its default assistant
-    graph_ids: list[str]  # only assistants of graphs this server has
-    missing: Exception  # raised when there is no such assistant
-    build: Any  # Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class Cancelled(msgspec.Struct, kw_only=True):
-    running: list[str] = []  # still executing somewhere: signal their CancelScopes
-    settled: list[str] = []  # were pending: already interrupted (or deleted) here
-    action: str = "interrupt"
-
-
-class Created(msgspec.Struct, kw_only=True):
-    run: dict[str, Any]
-    cancelled: Cancelled
-    assistant: dict[str, Any] | None = None  # the assistant row read, for the cache
-
 
 # The thread's next run to start: the oldest pending one (enqueue is FIFO).
 NEXT_PENDING = """SELECT run_id FROM runs WHERE thread_id = $1 AND status = 'pending'
@@ -78,21 +47,27 @@ ASSISTANT_FOR_RUN = """SELECT assistant_id, graph_id, config, context, version, 
                        FROM assistant WHERE assistant_id = $1 AND graph_id = ANY($2)"""
 
 
-async def _create(conn: asyncpg.Connection, new: NewRun, lookup: AssistantLookup | None = None,
-                  cached: dict[str, Any] | None = None) -> Created:
-    """Create a run. With a cached assistant row, first the one-round-trip function
-    (migration 0001), which refuses, having changed nothing, whenever the case needs more
-    than the common path: then this transaction does it all."""
-    run_id = new.run_id or new_run_id()
+async def create_run(conn: asyncpg.Connection, new: NewRun,
+                     lookup: AssistantLookup | None = None,
+                     cached: dict[str, Any] | None = None) -> Created:
+    """Create a run (on ``conn``; inside a caller's transaction this nests as a savepoint).
+
+    With a cached assistant row, first the one-round-trip function (migration 0001),
+    which refuses, having changed nothing, whenever the case needs more than the common
+    path: then this transaction does it all. Both write ``run_row(new)``.
+    """
+    new = msgspec.structs.replace(new, run_id=new.run_id or new_run_id())
     if lookup is not None and cached is not None:
+        r = run_row(msgspec.structs.replace(
+            new, assistant_id=cached["assistant_id"], graph_id=cached["graph_id"],
+            params=lookup.build(cached)))
         row = await conn.fetchrow(
             f"""SELECT {RUN_COLUMNS} FROM aegra_create_run(
                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-            run_id, new.thread_id or str(uuid.uuid4()), cached["assistant_id"],
-            cached["version"], cached["updated_at"], cached["graph_id"],
-            new.stateless or new.if_not_exists == "create", new.cron_id,
-            new.multitask_strategy, new.metadata, lookup.build(cached), new.user_id,
-            new.stateless, float(new.after_seconds))
+            r.run_id, r.thread_id, r.assistant_id, cached["version"], cached["updated_at"],
+            r.graph_id, new.stateless or new.if_not_exists == "create", r.cron_id,
+            r.multitask_strategy, r.metadata, r.execution_params, r.user_id, r.stateless,
+            r.after_s)
         if row is not None:
             return Created(run=dict(row), cancelled=Cancelled())
     cancelled = Cancelled()
@@ -107,46 +82,85 @@ async def _create(conn: asyncpg.Connection, new: NewRun, lookup: AssistantLookup
             new = msgspec.structs.replace(
                 new, assistant_id=assistant["assistant_id"], graph_id=assistant["graph_id"],
                 params=lookup.build(assistant))
-        thread_id = new.thread_id
-        if thread_id is None:
-            thread_id = str(uuid.uuid4())
+        r = run_row(new)
         row = await conn.fetchrow(
-            "SELECT thread_id FROM thread WHERE thread_id = $1 FOR NO KEY UPDATE", thread_id)
+            "SELECT thread_id FROM thread WHERE thread_id = $1 FOR NO KEY UPDATE", r.thread_id)
         if row is None:
             if not (new.stateless or new.if_not_exists == "create"):
-                raise NotFound(f"Thread {thread_id} not found")
+                raise NotFound(f"Thread {r.thread_id} not found")
             await conn.execute(
                 """INSERT INTO thread (thread_id, status, metadata, user_id)
-                   VALUES ($1, 'busy', $2, $3)""",
-                thread_id, {"graph_id": new.graph_id, "assistant_id": new.assistant_id},
-                new.user_id)
+                   VALUES ($1, 'busy', $2, $3)""", r.thread_id, r.thread_metadata, r.user_id)
         else:
             inflight = await conn.fetch(
                 """SELECT run_id, status FROM runs
-                   WHERE thread_id = $1 AND status IN ('pending', 'running')""", thread_id)
+                   WHERE thread_id = $1 AND status IN ('pending', 'running')""", r.thread_id)
             if inflight and new.multitask_strategy == "reject":
                 raise Conflict(
-                    f"Thread {thread_id} is already running a task. Wait for it to finish or "
-                    "choose a different multitask strategy.")
+                    f"Thread {r.thread_id} is already running a task. Wait for it to finish "
+                    "or choose a different multitask strategy.")
             if inflight and new.multitask_strategy in ("interrupt", "rollback"):
                 action = new.multitask_strategy
-                cancelled = await _request_cancel(conn, [r["run_id"] for r in inflight], action)
+                cancelled = await _request_cancel(conn, [f["run_id"] for f in inflight], action)
         await conn.execute(
             """UPDATE thread SET status = 'busy', updated_at = now(),
-                   metadata = jsonb_build_object('graph_id', $2::text, 'assistant_id', $3::text)
-                              || metadata
-               WHERE thread_id = $1""",
-            thread_id, new.graph_id, new.assistant_id)
-        run = await conn.fetchrow(
-            f"""INSERT INTO runs (run_id, thread_id, assistant_id, cron_id, status,
-                   multitask_strategy, metadata, execution_params, user_id, stateless,
-                   available_at)
-               VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9,
-                       now() + make_interval(secs => $10))
-               RETURNING {RUN_COLUMNS}""",
-            run_id, thread_id, new.assistant_id, new.cron_id, new.multitask_strategy,
-            new.metadata, new.params, new.user_id, new.stateless, float(new.after_seconds))
+                   metadata = $2::jsonb || metadata
+               WHERE thread_id = $1""", r.thread_id, r.thread_metadata)
+        run = await _insert_run(conn, r)
     return Created(run=dict(run), cancelled=cancelled, assistant=assistant)
+
+
+async def _insert_run(conn: asyncpg.Connection, r: RunRow) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""INSERT INTO runs (run_id, thread_id, assistant_id, cron_id, status,
+               multitask_strategy, metadata, execution_params, user_id, stateless,
+               available_at)
+           VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9,
+                   now() + make_interval(secs => $10))
+           RETURNING {RUN_COLUMNS}""",
+        r.run_id, r.thread_id, r.assistant_id, r.cron_id, r.multitask_strategy, r.metadata,
+        r.execution_params, r.user_id, r.stateless, r.after_s)
+
+
+# Many stateless runs in one statement: their new threads and their runs, set-based.
+# Per run this writes what ``create_run`` writes for a stateless run (a new busy thread,
+# tagged; a pending run), without its round trips: the cron ticker makes a pass's
+# stateless firings with it (with graphs executing on the same event loop every await
+# waits its turn, and a 1,000-cron burst made one at a time was late by tens of seconds:
+# bench/README.md). The FK from runs to thread is checked at the end of the statement.
+_MANY_STATELESS = f"""
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::jsonb[], $7::jsonb[], $8::text[], $9::boolean[],
+                         $10::float8[], $11::jsonb[])
+        AS u(run_id, thread_id, assistant_id, cron_id, multitask_strategy, metadata,
+             params, user_id, stateless, after_s, thread_metadata)
+), t AS (
+    INSERT INTO thread (thread_id, status, metadata, user_id)
+    SELECT thread_id, 'busy', thread_metadata, user_id FROM u
+)
+INSERT INTO runs (run_id, thread_id, assistant_id, cron_id, status, multitask_strategy,
+                  metadata, execution_params, user_id, stateless, available_at)
+SELECT run_id, thread_id, assistant_id, cron_id, 'pending', multitask_strategy, metadata,
+       params, user_id, stateless, now() + make_interval(secs => after_s)
+FROM u
+RETURNING {RUN_COLUMNS}
+"""
+
+
+async def create_stateless_runs(conn: asyncpg.Connection, news: list[NewRun]
+                                ) -> list[Created]:
+    """Create stateless runs (each on a new thread) in one statement; no multitask rules
+    apply, as nothing else runs on a thread made for the run."""
+    rows = [run_row(msgspec.structs.replace(n, thread_id=None)) for n in news]
+    made = await conn.fetch(
+        _MANY_STATELESS, [r.run_id for r in rows], [r.thread_id for r in rows],
+        [r.assistant_id for r in rows], [r.cron_id for r in rows],
+        [r.multitask_strategy for r in rows], [r.metadata for r in rows],
+        [r.execution_params for r in rows], [r.user_id for r in rows],
+        [r.stateless for r in rows], [r.after_s for r in rows],
+        [r.thread_metadata for r in rows])
+    return [Created(run=dict(m), cancelled=Cancelled()) for m in made]
 
 
 async def _request_cancel(conn: asyncpg.Connection, run_ids: list[str], action: str
@@ -186,7 +200,7 @@ async def _claim(conn: asyncpg.Connection, run_id: str, owner: str, lease_s: flo
 
 
 async def _finish(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str, outcome: Outcome,
-                  thread_values: Any, thread_interrupts: dict[str, Any]
+                  thread_values: object, thread_interrupts: dict[str, Any]
                   ) -> tuple[bool, str | None]:
     """Fenced: writes only if this worker still holds the claim. -> (written, next run)."""
     if outcome.cancel_action == "rollback":
@@ -206,7 +220,7 @@ async def _finish(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str, out
 
 
 async def _finish_rollback(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str,
-                           outcome: Outcome, thread_values: Any,
+                           outcome: Outcome, thread_values: object,
                            thread_interrupts: dict[str, Any]) -> tuple[bool, str | None]:
     """A run cancelled with ``rollback`` goes, with its checkpoints (fenced as well)."""
     async with conn.transaction():
@@ -231,6 +245,46 @@ async def _finish_rollback(conn: asyncpg.Connection, claimed: ClaimedRun, owner:
     return True, next_run
 
 
+# For a caller's run: is the assistant a system one (anyone may run it), and its row.
+ASSISTANT_WITH_METADATA = """SELECT assistant_id, graph_id, config, context, version,
+                                    updated_at, metadata
+                             FROM assistant WHERE assistant_id = $1 AND graph_id = ANY($2)"""
+SYSTEM = {"created_by": "system"}
+
+
+async def _create_as(conn: asyncpg.Connection, new: NewRun, lookup: AssistantLookup,
+                     cached: dict[str, Any] | None, thread_filter: Filter | None,
+                     assistant_filter: Filter | None,
+                     thread_metadata: dict[str, Any] | None) -> Created:
+    """``create_run`` inside one transaction with the caller's checks around it."""
+    async with conn.transaction():
+        if assistant_filter is not None:
+            args: list[Any] = [lookup.assistant_id, lookup.graph_ids, SYSTEM]
+            visible = filters.where(assistant_filter, "metadata", args)
+            allowed = await conn.fetchval(
+                f"""SELECT COALESCE(metadata @> $3::jsonb OR {visible}, false) FROM assistant
+                    WHERE assistant_id = $1 AND graph_id = ANY($2)""", *args)
+            if allowed is False:
+                raise lookup.missing
+        fresh = new.thread_id is None
+        if new.thread_id is not None:
+            # The thread row lock create_run takes anyway, taken first: the metadata the
+            # filter saw cannot change before the run is in.
+            args = [new.thread_id]
+            visible = filters.where(thread_filter, "metadata", args)
+            seen = await conn.fetchrow(
+                f"""SELECT COALESCE({visible}, false) AS ok FROM thread
+                    WHERE thread_id = $1 FOR NO KEY UPDATE""", *args)
+            if seen is not None and not seen["ok"]:
+                raise NotFound(f"Thread {new.thread_id} not found")
+            fresh = seen is None
+        created = await create_run(conn, new, lookup, cached)
+        if fresh and thread_metadata:
+            await conn.execute("UPDATE thread SET metadata = metadata || $2::jsonb "
+                               "WHERE thread_id = $1", created.run["thread_id"], thread_metadata)
+    return created
+
+
 class PgRuns:
     """RunStore adapter for runs."""
 
@@ -242,7 +296,7 @@ class PgRuns:
 
     async def create(self, new: NewRun, lookup: AssistantLookup | None = None) -> Created:
         cached = self._assistants.get(lookup.assistant_id) if lookup is not None else None
-        created = await self.pg.run(_create, new, lookup, cached)
+        created = await self.pg.run(create_run, new, lookup, cached)
         if lookup is not None and created.assistant is not None:
             if len(self._assistants) >= ASSISTANT_CACHE_SIZE:
                 self._assistants.pop(next(iter(self._assistants)))
@@ -253,7 +307,7 @@ class PgRuns:
         return await self.pg.run(_claim, run_id, owner, lease_s)
 
     async def finish(self, claimed: ClaimedRun, owner: str, outcome: Outcome,
-                     thread_values: Any, thread_interrupts: dict[str, Any]
+                     thread_values: object, thread_interrupts: dict[str, Any]
                      ) -> tuple[bool, str | None]:
         return await self.pg.run(_finish, claimed, owner, outcome, thread_values,
                                  thread_interrupts)
@@ -267,8 +321,8 @@ class PgRuns:
             claimed.run_id, owner, claimed.attempt)
         return done is not None
 
-    async def refresh_thread(self, thread_id: str, values: Any, interrupts: dict[str, Any],
-                             paused: bool) -> None:
+    async def refresh_thread(self, thread_id: str, values: object,
+                             interrupts: dict[str, Any], paused: bool) -> None:
         """Cached values after a run stopped from outside; a thread already taken by its
         next run (busy) is left alone."""
         await self.pg.execute(
@@ -294,47 +348,113 @@ class PgRuns:
                 return result
         return await self.pg.run(_q)
 
-    async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any]:
-        row = await self.pg.fetchrow(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
-            + (" AND thread_id = $2" if thread_id else ""),
-            *((run_id, thread_id) if thread_id else (run_id,)))
+    # -- reads and bulk operations for callers: ``where`` is the caller's authorization
+    # filter on the parent thread's metadata, applied inside the query (None: no predicate).
+    async def get(self, run_id: str, thread_id: str | None = None, *,
+                  where: Filter | None = None) -> dict[str, Any]:
+        row = await self.find(run_id, thread_id, where=where)
         if row is None:
             raise NotFound(f"Run {run_id} not found")
         return row
 
-    async def find(self, run_id: str) -> dict[str, Any] | None:
-        return await self.pg.fetchrow(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1",
-                                      run_id)
-
-    async def list(self, thread_id: str, *, limit: int, offset: int,
-                   status: str | None) -> list[dict[str, Any]]:
-        return await self.pg.fetch(
-            f"""SELECT {RUN_COLUMNS} FROM runs WHERE thread_id = $1
-                AND ($2::text IS NULL OR status = $2)
-                ORDER BY created_at DESC, run_id DESC LIMIT $3 OFFSET $4""",
-            thread_id, status, limit, offset)
+    async def find(self, run_id: str, thread_id: str | None = None, *,
+                   where: Filter | None = None) -> dict[str, Any] | None:
+        args: list[Any] = [run_id]
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"
+        if thread_id:
+            args.append(thread_id)
+            sql += " AND thread_id = $2"
+        if where:
+            sql += " AND " + filters.thread_where(where, "runs.thread_id", args)
+        return await self.pg.fetchrow(sql, *args)
 
     async def inflight(self, *, thread_id: str | None = None, run_ids: list[str] | None = None,
-                       status: str | None = None) -> list[str]:
+                       status: str | None = None, where: Filter | None = None) -> list[str]:
+        """Pending/running runs matching every given criterion (bulk cancel)."""
+        args: list[Any] = [thread_id, run_ids, status]
+        visible = filters.thread_where(where, "runs.thread_id", args) if where else "TRUE"
         rows = await self.pg.fetch(
-            """SELECT run_id FROM runs WHERE status IN ('pending', 'running')
+            f"""SELECT run_id FROM runs WHERE status IN ('pending', 'running')
                AND ($1::text IS NULL OR thread_id = $1)
                AND ($2::text[] IS NULL OR run_id = ANY($2))
-               AND ($3::text IS NULL OR status = $3)""", thread_id, run_ids, status)
+               AND ($3::text IS NULL OR status = $3) AND {visible}""", *args)
         return [r["run_id"] for r in rows]
 
-    async def delete(self, thread_id: str, run_id: str) -> None:
+    async def delete(self, thread_id: str, run_id: str, *, where: Filter | None = None
+                     ) -> None:
         """Delete the row; a thread left with nothing in flight is no longer busy."""
-        async def _q(conn: asyncpg.Connection) -> Any:
+        args: list[Any] = [run_id, thread_id]
+        visible = filters.thread_where(where, "runs.thread_id", args) if where else "TRUE"
+
+        async def _q(conn: asyncpg.Connection) -> str | None:
             async with conn.transaction():
-                gone = await conn.fetchval(
-                    "DELETE FROM runs WHERE run_id = $1 AND thread_id = $2 RETURNING run_id",
-                    run_id, thread_id)
+                gone: str | None = await conn.fetchval(
+                    f"""DELETE FROM runs WHERE run_id = $1 AND thread_id = $2 AND {visible}
+                        RETURNING run_id""", *args)
                 await conn.execute(FREE_THREAD, thread_id)
                 return gone
         if await self.pg.run(_q) is None:
             raise NotFound(f"Run {run_id} not found")
+
+    async def thread_visible(self, thread_id: str, *, where: Filter | None = None) -> bool:
+        """Does the thread exist (and pass ``where``)?"""
+        args: list[Any] = [thread_id]
+        visible = filters.where(where, "metadata", args)
+        found = await self.pg.fetchval(
+            f"SELECT 1 FROM thread WHERE thread_id = $1 AND {visible}", *args)
+        return found is not None
+
+    async def stream_start(self, thread_id: str, *, where: Filter | None = None
+                           ) -> datetime:
+        """The database's now() for a thread-level join stream (runs created from then on
+        are followed); NotFound when the thread does not exist or ``where`` hides it."""
+        args: list[Any] = [thread_id]
+        visible = filters.where(where, "metadata", args)
+        row = await self.pg.fetchrow(
+            f"SELECT now() AS since FROM thread WHERE thread_id = $1 AND {visible}", *args)
+        if row is None:
+            raise NotFound(f"Thread {thread_id} not found")
+        since: datetime = row["since"]
+        return since
+
+    async def next_runs(self, thread_id: str, after_created: datetime | None,
+                        since: datetime) -> list[dict[str, Any]]:
+        """Runs a thread-level stream follows next: in flight, or created since the client
+        connected (a run may start and finish between two looks; its replay buffer still
+        has every event), after ``after_created``, oldest first."""
+        return await self.pg.fetch(
+            """SELECT run_id, created_at, status FROM runs WHERE thread_id = $1
+               AND (status IN ('pending', 'running') OR created_at >= $3)
+               AND ($2::timestamptz IS NULL OR created_at > $2)
+               ORDER BY created_at, run_id""", thread_id, after_created, since)
+
+    async def assistant(self, lookup: AssistantLookup) -> dict[str, Any]:
+        """The assistant a run names, with its metadata (is it a system assistant?)."""
+        row = await self.pg.fetchrow(ASSISTANT_WITH_METADATA, lookup.assistant_id,
+                                     lookup.graph_ids)
+        if row is None:
+            raise lookup.missing
+        return row
+
+    async def create_as(self, new: NewRun, lookup: AssistantLookup, *,
+                        thread_filter: Filter | None = None,
+                        assistant_filter: Filter | None = None,
+                        thread_metadata: dict[str, Any] | None = None) -> Created:
+        """``create`` for an authorized caller, in one transaction: an existing thread must
+        pass ``thread_filter`` (else NotFound, as if it did not exist); a user assistant
+        must pass ``assistant_filter`` (system assistants always do); a thread made for
+        the run gets ``thread_metadata`` over its own (the caller's ownership stamp). All
+        None: exactly ``create``."""
+        if thread_filter is None and assistant_filter is None and not thread_metadata:
+            return await self.create(new, lookup)
+        cached = self._assistants.get(lookup.assistant_id)
+        created = await self.pg.run(_create_as, new, lookup, cached, thread_filter,
+                                    assistant_filter, thread_metadata)
+        if created.assistant is not None:
+            if len(self._assistants) >= ASSISTANT_CACHE_SIZE:
+                self._assistants.pop(next(iter(self._assistants)))
+            self._assistants[lookup.assistant_id] = created.assistant
+        return created
 
     async def next_pending(self, thread_id: str) -> str | None:
         return await self.pg.fetchval(NEXT_PENDING, thread_id)  # type: ignore[no-any-return]
@@ -345,3 +465,13 @@ class PgRuns:
             """SELECT run_id FROM runs WHERE status = 'pending'
                ORDER BY available_at, created_at LIMIT $1""", limit)
         return [r["run_id"] for r in rows]
+
+    # Last: below it, ``list`` in an annotation would name this method.
+    async def list(self, thread_id: str, *, limit: int, offset: int,
+                   status: str | None, where: Filter | None = None) -> list[dict[str, Any]]:
+        args: list[Any] = [thread_id, status, limit, offset]
+        visible = filters.thread_where(where, "runs.thread_id", args) if where else "TRUE"
+        return await self.pg.fetch(
+            f"""SELECT {RUN_COLUMNS} FROM runs WHERE thread_id = $1
+                AND ($2::text IS NULL OR status = $2) AND {visible}
+                ORDER BY created_at DESC, run_id DESC LIMIT $3 OFFSET $4""", *args)
