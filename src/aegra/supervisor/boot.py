@@ -11,11 +11,12 @@ import os
 import sys
 from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
 import trio
 
 from aegra import __version__
-from aegra.adapters import aio
+from aegra.adapters import aio, webhook
 from aegra.adapters import auth as auth_adapter
 from aegra.adapters.langgraph import store_index
 from aegra.adapters.langgraph.graphs import GraphLoadError, GraphRegistry
@@ -29,8 +30,9 @@ from aegra.api.app import create_app
 from aegra.api.deps import Deps
 from aegra.api.metrics import Metrics
 from aegra.api.mount import load_user_app, mount
-from aegra.config import Config
+from aegra.config import Config, ConfigError, exposed_without_auth
 from aegra.domain.errors import StoreUnavailable
+from aegra.domain.webhooks import render_headers
 from aegra.logs import get_logger
 from aegra.project import Project
 from aegra.runtime.board import Board
@@ -86,6 +88,17 @@ async def migrate_on_startup(cfg: Config, project: Project) -> None:
              ms=round((trio.current_time() - t0) * 1000, 1))
 
 
+def _webhook_deliverer(project: Project) -> partial[Any]:
+    """Delivery under the project's URL policy, with its headers (env templates filled)."""
+    cfg = project.webhooks
+    try:
+        headers = render_headers(cfg.headers, os.environ, cfg.env_prefix)
+    except ValueError as exc:
+        raise ConfigError(f"config error: webhooks.headers ({project.source or 'aegra.json'})"
+                          f": {exc}") from None
+    return partial(webhook.deliver, policy=cfg.url, headers=headers)
+
+
 async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one aegra instance until SIGTERM/SIGINT; raise on a fatal error."""
@@ -102,6 +115,10 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
         log.critical("graphs.load_failed", error=str(exc))
         # SystemExit carries the one line to stderr and exits 1 (cli re-raises it as is).
         raise SystemExit(f"aegra: {exc}") from None
+    deliver_webhook = _webhook_deliverer(project)
+    exposed = exposed_without_auth(cfg)
+    if exposed is not None:
+        log.warning("server.unauthenticated", detail=exposed)
     notifier = Notifier()
     board, registry, metrics = Board(), RunRegistry(), Metrics()
     async with aio.open_loop():
@@ -126,7 +143,8 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                         graphs=graphs)
             deps.features["store_semantic_search"] = store_opts.semantic
             deps.authenticator = sdk_auth
-            app = mount(create_app(deps, metrics), user_app)
+            app = mount(create_app(deps, metrics), user_app,
+                        sdk_auth if project.http.enable_custom_route_auth else None)
             sup_cfg = cfg.supervisor
             supervisor = Supervisor(
                 policy=RestartPolicy(max_restarts=sup_cfg.max_restarts,
@@ -139,7 +157,7 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
             )
             runtime = RunRuntime(cfg, pg=pg, graphs=graphs, registry=registry,
                                  intake_stopped=supervisor.intake_stopped, metrics=metrics,
-                                 redis=redis)
+                                 redis=redis, deliver_webhook=deliver_webhook)
             await runtime.open()
             deps.services = wiring.build(wiring.Parts(
                 cfg=cfg, project=project, pg=pg, langgraph=lg, graphs=graphs,
@@ -155,10 +173,12 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                 run_http, app, cfg.server.host, cfg.server.port, supervisor.http_stop,
                 grace_s=cfg.shutdown.http_grace_s,
             ), restartable=False)]
-            task_status.started([])
             outer += runtime.outer_actors()
-            await run_until_stopped(supervisor, outer=outer, work=runtime.work_actors(),
-                                    front=front)
+            async with trio.open_nursery() as nursery:
+                started = await nursery.start(partial(
+                    run_until_stopped, supervisor, outer=outer, work=runtime.work_actors(),
+                    front=front))
+                task_status.started(started["http"])  # after READY: the bound addresses
         finally:
             with trio.move_on_after(10, shield=True):
                 if runtime is not None:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import trio
 
 from aegra import logs
+from aegra.domain.errors import StoreUnavailable
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.cancel")
@@ -46,8 +47,8 @@ async def run_cancel_listener(
                 try:
                     sink = await bus.listen(on_cancel, on_resync)
                     resync.set()  # read what was persisted before we listened
-                except (ConnectionError, OSError, trio.TooSlowError) as exc:
-                    log.warning("cancel.subscribe_failed", error=repr(exc), retry_s=retry_s)
+                except StoreUnavailable as exc:  # the bus maps its library's errors
+                    log.warning("cancel.subscribe_failed", error=exc.message, retry_s=retry_s)
             if not started:
                 started = True
                 task_status.started()

@@ -44,4 +44,4 @@ async def run_http(
             log.info("http.listening", binds=binds)
             task_status.started(binds or [])
 
-    await serve(app, config, shutdown_trigger=stop.wait, task_status=_Status())  # type: ignore[arg-type]
+    await serve(app, config, shutdown_trigger=stop.wait, task_status=_Status())

@@ -6,8 +6,9 @@ Actors are started in three groups, each in its own nursery, in this order::
     work    workers, reaper, cron ticker             drained, then cancelled
     front   http                                     started last, stopped after the drain
 
-``run`` reports started (and sends READY=1) only once every actor has started. Shutdown
-(``request_shutdown``, wired to SIGTERM/SIGINT by ``serve``):
+``run`` reports started (and sends READY=1) only once every actor has started; the value
+is what each actor passed to its own ``started()``, by name (``"http"``: the bound
+addresses). Shutdown (``request_shutdown``, wired to SIGTERM/SIGINT by ``serve``):
 
 1. stop intake: ``board.draining`` (``/ready`` answers 503, HTTP refuses new runs),
    ``intake_stopped`` is set (workers stop dequeuing), STOPPING=1;
@@ -65,6 +66,7 @@ class Supervisor:
         self._shutdown = trio.Event()
         self._force = trio.Event()
         self.drain_deadline: float | None = None  # when the work group was (or will be) cut
+        self.started: dict[str, Any] = {}  # actor name -> what its first started() passed
 
     def request_shutdown(self, *, force: bool = False) -> None:
         if self._shutdown.is_set() or force:
@@ -76,8 +78,8 @@ class Supervisor:
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
                 for spec in specs:
-                    await nursery.start(partial(supervise, spec, self.policy, self.board,
-                                                rng=self.rng))
+                    self.started[spec.name] = await nursery.start(partial(
+                        supervise, spec, self.policy, self.board, rng=self.rng))
                 task_status.started(scope)
 
     async def run(
@@ -86,7 +88,7 @@ class Supervisor:
         work: Sequence[ActorSpec] = (),
         front: Sequence[ActorSpec] = (),
         *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         async with trio.open_nursery() as root:
             outer_done, work_done, front_done = trio.Event(), trio.Event(), trio.Event()
@@ -96,7 +98,7 @@ class Supervisor:
             self.board.ready = True
             self.notifier.notify("READY=1")
             log.info("supervisor.ready", actors=sorted(self.board.actors))
-            task_status.started()
+            task_status.started(dict(self.started))
 
             await self._shutdown.wait()
             # 1. stop intake
@@ -150,9 +152,13 @@ class Supervisor:
                 self.request_shutdown()
 
 
-async def run_until_stopped(supervisor: Supervisor, **groups: Any) -> None:
-    """Run the tree with signal handling; returns when shutdown completed."""
+async def run_until_stopped(
+    supervisor: Supervisor, *,
+    task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED, **groups: Any,
+) -> None:
+    """Run the tree with signal handling; reports started as ``Supervisor.run`` does (after
+    READY=1), returns when shutdown completed."""
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.watch_signals)
-        await supervisor.run(**groups)
+        await supervisor.run(**groups, task_status=task_status)
         nursery.cancel_scope.cancel()

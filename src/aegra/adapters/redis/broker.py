@@ -10,8 +10,15 @@ buffer and the live channel can never disagree on order. Subscribers subscribe f
 sent: each event exactly once, in order. The heartbeater refreshes the buffers' TTL for
 quiet runs (``touch``).
 
+The buffer keeps a run's newest ``max_events`` events and ``max_bytes`` bytes (at least
+the newest event): the append script pops the oldest frames and keeps the byte count in
+``aegra:run:size:{id}``. The counter minus the buffer's length is how many were dropped,
+so the replay script finds where a joiner's sequence number sits in the list, and a joiner
+asking for dropped events first gets a notice saying how many (``domain/replay.py``).
+
 When Redis cannot be reached, the instance serves what it can: producers here also keep
-the run in a local in-memory log, and subscriptions fall back to it.
+the run in a local in-memory log, and subscriptions fall back to it. Redis errors are
+mapped, and each of these fallbacks declared, in ``client.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Any
+from functools import partial
 
 import msgspec
 import redis.asyncio as aioredis
@@ -29,33 +36,64 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from aegra import logs
 from aegra.adapters.aio import aio
 from aegra.adapters.memory.broker import MemoryBroker
+from aegra.adapters.redis.client import best_effort, fell_back, mapped
 from aegra.adapters.redis.fanout import RESYNC, Fanout
-from aegra.domain.ports import StreamEvent
+from aegra.domain.errors import StoreUnavailable
+from aegra.domain.ports import Producer, RunResult, StreamEvent, Subscription
+from aegra.domain.replay import dropped_notice
 
 log = logs.get_logger("aegra.redis.broker")
 DONE = b"!done"
 BATCH = 256  # events per Lua call (Lua's unpack() has a stack limit)
 
 _APPEND = """
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 4) / 2
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n + 1
 local frames = {}
+local bytes = 0
 for i = 0, n - 1 do
-  frames[i + 1] = 'event: ' .. ARGV[3 + 2 * i] .. '\\ndata: ' .. ARGV[4 + 2 * i] ..
+  frames[i + 1] = 'event: ' .. ARGV[5 + 2 * i] .. '\\ndata: ' .. ARGV[6 + 2 * i] ..
                   '\\nid: ' .. ARGV[1] .. '_event_' .. (first + i) .. '\\n\\n'
+  bytes = bytes + #frames[i + 1]
 end
-redis.call('RPUSH', KEYS[2], unpack(frames))
+local len = redis.call('RPUSH', KEYS[2], unpack(frames))
+local size = redis.call('INCRBY', KEYS[4], bytes)
+local max_events, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+if len > max_events or size > max_bytes then
+  while len > 1 and (len > max_events or size > max_bytes) do
+    size = size - #redis.call('LPOP', KEYS[2])
+    len = len - 1
+  end
+  redis.call('SET', KEYS[4], size)
+end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[2])
 redis.call('PUBLISH', KEYS[3], table.concat(frames))
 return last
+"""
+# -> {dropped, frames after ARGV[1], done}. Clamped: wait_done asks for 2**62, which Lua
+# would hand LRANGE as "4.6e+18".
+_REPLAY = """
+local len = redis.call('LLEN', KEYS[2])
+local dropped = tonumber(redis.call('GET', KEYS[1]) or '0') - len
+if dropped < 0 then dropped = 0 end
+local start = tonumber(ARGV[1]) - dropped
+if start < 0 then start = 0 end
+if start > len then start = len end
+return {dropped, redis.call('LRANGE', KEYS[2], start, -1), redis.call('EXISTS', KEYS[3])}
 """
 
 
 def keys(run_id: str) -> tuple[str, str, str, str]:
     return (f"aegra:run:counter:{run_id}", f"aegra:run:cache:{run_id}",
             f"aegra:run:{run_id}", f"aegra:run:done:{run_id}")
+
+
+def size_key(run_id: str) -> str:
+    """Bytes held in the run's replay buffer (for the cap)."""
+    return f"aegra:run:size:{run_id}"
 
 
 def parse(frame: bytes) -> StreamEvent:
@@ -91,8 +129,8 @@ class RedisProducer:
             batch, self.pending = self.pending[: 2 * BATCH], self.pending[2 * BATCH:]
             try:
                 await self.broker.append(self.run_id, batch)
-            except Exception as exc:  # noqa: BLE001  Redis down: local log still serves
-                log.warning("redis.publish_failed", run_id=self.run_id, error=repr(exc))
+            except StoreUnavailable as exc:
+                fell_back("broker.publish", exc, run_id=self.run_id)
                 self.pending.clear()
 
     async def _linger(self) -> None:
@@ -143,8 +181,10 @@ class RedisSubscription:
             pass
 
     async def _replay(self) -> tuple[list[StreamEvent], bool]:
-        frames, done = await self.broker.replay(self.run_id, self.queued)
-        return [e for e in (parse(f) for f in frames) if e.seq > self.queued], done
+        frames, done, dropped = await self.broker.replay_counted(self.run_id, self.queued)
+        events = [e for e in (parse(f) for f in frames) if e.seq > self.queued]
+        notice = dropped_notice(self.run_id, self.queued, dropped + 1)
+        return ([notice, *events] if notice is not None else events), done
 
     def _queue(self, events: list[StreamEvent]) -> None:
         for event in events:
@@ -212,14 +252,19 @@ class RedisSubscription:
 
 class RedisBroker:
     def __init__(self, client: aioredis.Redis, *, retention_s: int = 3600,
-                 max_lag: int = 2048, linger_s: float = 0.0) -> None:
+                 max_lag: int = 2048, linger_s: float = 0.0, max_events: int = 10_000,
+                 max_bytes: int = 16 * 1024 * 1024) -> None:
         self.client = client
         self.linger_s = linger_s  # RedisProducer._linger
         self.fanout = Fanout(client)
         self.retention_s = retention_s
         self.max_lag = max_lag
-        self.local = MemoryBroker(retention_s=300)  # what this instance can serve alone
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        # What this instance can serve alone.
+        self.local = MemoryBroker(retention_s=300, max_events=max_events, max_bytes=max_bytes)
         self._append = client.register_script(_APPEND)
+        self._replay = client.register_script(_REPLAY)
 
     async def open(self) -> None:
         await self.fanout.open()
@@ -235,20 +280,33 @@ class RedisBroker:
         return RedisProducer(self, run_id)
 
     async def append(self, run_id: str, flat: list[bytes]) -> int:
+        """Asyncio side: publish a batch; ``StoreUnavailable`` when Redis is away."""
         counter, cache, channel, _ = keys(run_id)
-        return await self._append(keys=[counter, cache, channel],  # type: ignore[no-any-return]
-                                  args=[run_id, self.retention_s, *flat])
+        with mapped("broker.publish", asyncio_side=True):
+            return await self._append(  # type: ignore[no-any-return]
+                keys=[counter, cache, channel, size_key(run_id)],
+                args=[run_id, self.retention_s, self.max_events, self.max_bytes, *flat])
+
+    async def replay(self, run_id: str, after_seq: int) -> tuple[list[bytes], bool]:
+        frames, done, _ = await self.replay_counted(run_id, after_seq)
+        return frames, done
+
+    async def replay_counted(self, run_id: str, after_seq: int
+                             ) -> tuple[list[bytes], bool, int]:
+        """(frames after ``after_seq``, run done, events dropped from the buffer's front);
+        ``StoreUnavailable`` when Redis is away."""
+        with mapped("broker.replay"):
+            return await self._replay_counted(run_id, after_seq)
 
     @aio
-    async def replay(self, run_id: str, after_seq: int) -> tuple[list[bytes], bool]:
-        _, cache, _, done = keys(run_id)
+    async def _replay_counted(self, run_id: str, after_seq: int
+                              ) -> tuple[list[bytes], bool, int]:
+        counter, cache, _, done = keys(run_id)
         for attempt in (1, 2):
             try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    pipe.lrange(cache, after_seq, -1)
-                    pipe.exists(done)
-                    frames, finished = await pipe.execute()
-                return frames, bool(finished)
+                dropped, frames, finished = await self._replay(
+                    keys=[counter, cache, done], args=[after_seq])
+                return frames, bool(finished), int(dropped)
             except RedisConnectionError:
                 # After Redis restarts, a pooled connection opened before the outage
                 # fails once ("closed by server") and is dropped; the retry gets a new
@@ -257,13 +315,14 @@ class RedisBroker:
                     raise
         raise AssertionError("unreachable")
 
-    async def subscribe(self, run_id: str, after_seq: int) -> Any:
+    async def subscribe(self, run_id: str, after_seq: int) -> Subscription:
         if not self.healthy:
             return await self.local.subscribe(run_id, after_seq)
         sub = RedisSubscription(self, run_id, after_seq, self.max_lag)
         try:
             await self.fanout.subscribe(sub.channel, sub._sink)
-        except (ConnectionError, trio.TooSlowError, OSError):
+        except StoreUnavailable as exc:
+            fell_back("broker.subscribe", exc, run_id=run_id)
             return await self.local.subscribe(run_id, after_seq)
         return sub
 
@@ -274,48 +333,45 @@ class RedisBroker:
             pipe.set(done, payload, ex=self.retention_s)
             pipe.expire(cache, self.retention_s)
             pipe.expire(counter, self.retention_s)
+            pipe.expire(size_key(run_id), self.retention_s)
             pipe.publish(channel, DONE)
             await pipe.execute()
 
-    async def drain(self, producer: RedisProducer) -> None:
+    async def drain(self, producer: Producer) -> None:
         """Ship what the producer still holds, so final events come after it."""
         await aio(producer.aclose)()
 
-    async def finish(self, run_id: str, result: Any,
+    async def finish(self, run_id: str, result: RunResult,
                      final: tuple[tuple[str, bytes], ...] = ()) -> None:
         await self.local.finish(run_id, result, final)
-        try:
+
+        async def publish() -> None:
             if final:
                 flat = [part for name, data in final for part in (name.encode(), data)]
                 await aio(self.append)(run_id, flat)
             await self._finish(run_id, msgspec.json.encode(result))
-        except Exception as exc:  # noqa: BLE001  waiters elsewhere fall back to polling
-            log.warning("redis.finish_failed", run_id=run_id, error=repr(exc))
+        await best_effort("broker.finish", publish, None, run_id=run_id)
 
     async def reset(self, run_id: str) -> None:
         await self.local.reset(run_id)
-        try:
-            await aio(self.client.delete)(keys(run_id)[3])
-        except Exception:  # noqa: BLE001
-            pass
+        await best_effort("broker.reset", partial(aio(self.client.delete), keys(run_id)[3]),
+                          None, run_id=run_id)
 
-    async def result(self, run_id: str) -> tuple[bool, Any]:
-        try:
-            raw = await aio(self.client.get)(keys(run_id)[3])
-        except Exception:  # noqa: BLE001
-            return await self.local.result(run_id)
+    async def result(self, run_id: str) -> tuple[bool, RunResult | None]:
+        raw = await best_effort("broker.result", partial(aio(self.client.get), keys(run_id)[3]),
+                                None, run_id=run_id)
         if raw is None:
             return await self.local.result(run_id)
         return True, msgspec.json.decode(raw)
 
-    async def wait_done(self, run_id: str) -> Any:
+    async def wait_done(self, run_id: str) -> RunResult | None:
         """Pushed, not polled: the done marker arrives on the run's channel."""
         sub = await self.subscribe(run_id, 1 << 62)  # no replay wanted, only the end
         try:
             async for _ in sub:
                 pass
-        except Exception as exc:  # noqa: BLE001  Redis went away under the subscription
-            log.warning("redis.wait_failed", run_id=run_id, error=repr(exc))
+        except StoreUnavailable as exc:  # Redis went away under the subscription
+            fell_back("broker.wait", exc, run_id=run_id)
             await trio.sleep(1.0)  # the caller re-checks the database; no hot loop
             return None
         finally:
@@ -327,11 +383,9 @@ class RedisBroker:
     async def has(self, run_id: str) -> bool:
         if self.local.known(run_id):
             return True
-        try:
-            counter, _, _, done = keys(run_id)
-            return bool(await aio(self.client.exists)(counter, done))
-        except Exception:  # noqa: BLE001
-            return False
+        counter, _, _, done = keys(run_id)
+        return bool(await best_effort("broker.has", partial(aio(self.client.exists), counter,
+                                                            done), 0, run_id=run_id))
 
     async def touch(self, run_ids: list[str]) -> None:
         """Keep the buffers of live runs from expiring, however quiet the run is."""
@@ -342,8 +396,6 @@ class RedisBroker:
                     counter, cache, _, _ = keys(run_id)
                     pipe.expire(cache, self.retention_s)
                     pipe.expire(counter, self.retention_s)
+                    pipe.expire(size_key(run_id), self.retention_s)
                 await pipe.execute()
-        try:
-            await _touch()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("redis.touch_failed", error=repr(exc))
+        await best_effort("broker.touch", _touch, None, runs=len(run_ids))

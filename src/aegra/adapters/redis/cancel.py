@@ -8,14 +8,14 @@ heartbeater also sees it in its lease statement, which covers a Redis outage.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import redis.asyncio as aioredis
 
-from aegra import logs
 from aegra.adapters.aio import aio
+from aegra.adapters.redis.client import best_effort
 from aegra.adapters.redis.fanout import RESYNC, Fanout
 
-log = logs.get_logger("aegra.redis.cancel")
 CHANNEL = b"aegra:run:cancel"
 
 
@@ -25,14 +25,13 @@ class RedisCancelBus:
         self.fanout = fanout
 
     async def publish(self, run_id: str, action: str) -> None:
-        try:
-            await aio(self.client.publish)(CHANNEL, f"{run_id} {action}")
-        except Exception as exc:  # noqa: BLE001  persisted already; heartbeats deliver it
-            log.warning("redis.cancel_publish_failed", run_id=run_id, error=repr(exc))
+        await best_effort("cancel.publish", partial(
+            aio(self.client.publish), CHANNEL, f"{run_id} {action}"), None, run_id=run_id)
 
     async def listen(self, on_cancel: Callable[[str, str], None],
                      on_resync: Callable[[], None]) -> Callable[[bytes], None]:
-        """Subscribe; returns the sink (pass it to ``stop``)."""
+        """Subscribe; returns the sink (pass it to ``stop``). ``StoreUnavailable`` when
+        Redis does not confirm the subscription."""
         def sink(data: bytes) -> None:
             if data == RESYNC:
                 on_resync()

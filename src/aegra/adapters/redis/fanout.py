@@ -7,12 +7,16 @@ Trio's thread, so a sink may ``send_nowait`` into a Trio memory channel). ``subs
 returns only after Redis confirmed the subscription, which is what makes
 subscribe-then-replay exact. When the connection drops, the reader reconnects,
 resubscribes every channel and tells every sink to resynchronise from the replay buffer.
+``subscribe`` raises ``StoreUnavailable`` when Redis is away (errors are mapped in
+``client.py``); the caller picks its fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,6 +24,8 @@ import trio
 
 from aegra import logs
 from aegra.adapters.aio import aio
+from aegra.adapters.redis.client import best_effort, fell_back, mapped, unavailable
+from aegra.domain.errors import StoreUnavailable
 
 log = logs.get_logger("aegra.redis.fanout")
 RESYNC = b"!resync"  # delivered to every sink after a reconnect
@@ -49,20 +55,19 @@ class Fanout:
         @aio
         async def _close() -> None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # it never raises otherwise
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001  closing anyway
-                pass
             if self.pubsub is not None:
                 await self.pubsub.aclose()
         await _close()
 
     async def _connect(self) -> None:
-        if self.pubsub is not None:
-            try:
-                await self.pubsub.aclose()
-            except Exception:  # noqa: BLE001  the old connection is gone already
-                pass
+        old, self.pubsub = self.pubsub, None
+        if old is not None:
+            # The old connection is gone already; closing it only frees the socket.
+            with contextlib.suppress(StoreUnavailable), mapped("fanout.read",
+                                                               asyncio_side=True):
+                await old.aclose()
         self.pubsub = self.client.pubsub()
         # Always hold one subscription so the connection and its reader stay up.
         await self.pubsub.subscribe(b"aegra:fanout", *self.sinks.keys())
@@ -91,12 +96,21 @@ class Fanout:
                             sink(message["data"])
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001  any Redis failure: reconnect
-                if self.healthy:
-                    log.warning("redis.pubsub_lost", error=repr(exc))
-                self.healthy = False
+            except Exception as exc:  # noqa: BLE001  this loop is the reader's restart policy
+                self._lost(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    def _lost(self, exc: Exception) -> None:
+        """The "fanout.read" fallback. Redis being away is logged once per outage; anything
+        else is a bug, logged with its traceback, and the reader still reconnects, because
+        every stream and the cancel bus of this instance hang on it."""
+        error = unavailable("fanout.read", exc, asyncio_side=True)
+        if error is None:
+            log.error("redis.pubsub_reader_failed", error=repr(exc), exc_info=exc)
+        elif self.healthy:
+            fell_back("fanout.read", error, event="redis.pubsub_lost")
+        self.healthy = False
 
     def _broadcast(self, data: bytes) -> None:
         for sinks in list(self.sinks.values()):
@@ -104,31 +118,49 @@ class Fanout:
                 sink(data)
 
     async def subscribe(self, channel: bytes, sink: Sink, timeout_s: float = 5.0) -> None:
-        """Register ``sink`` and return once Redis confirmed the channel subscription."""
+        """Register ``sink`` and return once Redis confirmed the channel subscription;
+        ``StoreUnavailable`` (and ``sink`` not registered) when it did not."""
         sinks = self.sinks.setdefault(channel, set())
         sinks.add(sink)
         if len(sinks) > 1 and self.confirmed.get(channel, trio.Event()).is_set():
             return
         event = self.confirmed.setdefault(channel, trio.Event())
-        pubsub = self.pubsub
-        if pubsub is None or not self.healthy:
-            raise ConnectionError("redis pub/sub is not connected")
-        await aio(pubsub.subscribe)(channel)
-        with trio.fail_after(timeout_s):
-            await event.wait()
+        subscribed = False
+        try:
+            pubsub = self.pubsub
+            if pubsub is None or not self.healthy:
+                raise StoreUnavailable("Redis unavailable (fanout.subscribe): "
+                                       "pub/sub is not connected")
+            with mapped("fanout.subscribe"):
+                await aio(pubsub.subscribe)(channel)
+            with trio.move_on_after(timeout_s):
+                await event.wait()
+            if not event.is_set():
+                raise StoreUnavailable(f"Redis unavailable (fanout.subscribe): not "
+                                       f"confirmed within {timeout_s:g}s")
+            subscribed = True
+        finally:
+            if not subscribed:
+                # The caller falls back (or was cancelled): a sink left here would outlive
+                # it, and every retry of the cancel listener would add one.
+                self._forget(channel, sink)
 
-    async def unsubscribe(self, channel: bytes, sink: Sink) -> None:
+    def _forget(self, channel: bytes, sink: Sink) -> bool:
+        """Drop ``sink``; True when it was the channel's last one."""
         sinks = self.sinks.get(channel)
         if sinks is None:
-            return
+            return False
         sinks.discard(sink)
         if sinks:
-            return
+            return False
         del self.sinks[channel]
         self.confirmed.pop(channel, None)
+        return True
+
+    async def unsubscribe(self, channel: bytes, sink: Sink) -> None:
+        if not self._forget(channel, sink):
+            return
         pubsub = self.pubsub
         if pubsub is not None and self.healthy:
-            try:
-                await aio(pubsub.unsubscribe)(channel)
-            except Exception:  # noqa: BLE001  a lost connection unsubscribes for us
-                pass
+            await best_effort("fanout.unsubscribe", partial(aio(pubsub.unsubscribe), channel),
+                              None, channel=channel.decode(errors="replace"))

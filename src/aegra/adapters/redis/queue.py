@@ -6,20 +6,24 @@ Redis by themselves once it answers again. A put that Redis refuses is not an er
 run is in PostgreSQL, so polling (or the reaper's stuck-pending rule) finds it. Every
 idle BLPOP timeout also looks in PostgreSQL once, which picks up runs created while
 Redis was away without waiting for the stuck-pending threshold. A claim decides who
-runs a run, so an id delivered twice is harmless.
+runs a run, so an id delivered twice is harmless. Errors are mapped, and these fallbacks
+declared, in ``client.py``; ``redis.queue_unavailable`` marks the switch to polling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
+import asyncpg
 import redis.asyncio as aioredis
 import trio
 
 from aegra import logs
 from aegra.adapters.aio import aio
 from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.redis.client import best_effort, fell_back, mapped
+from aegra.domain.errors import StoreUnavailable
 
 log = logs.get_logger("aegra.redis.queue")
 JOBS = "aegra:jobs"
@@ -46,58 +50,61 @@ class RedisQueue:
         if delay_s > 0 and self.spawn is not None:
             self.spawn(self._put_later, run_id, delay_s)
             return
-        try:
-            await aio(self.client.lpush if front else self.client.rpush)(JOBS, run_id)
-        except Exception as exc:  # noqa: BLE001  the run is safe in PostgreSQL
-            self._down(exc)
+        push = aio(self.client.lpush if front else self.client.rpush)
+        await best_effort("queue.push", partial(push, JOBS, run_id), None, run_id=run_id)
 
     async def _put_later(self, run_id: str, delay_s: float) -> None:
         await trio.sleep(delay_s)
         await self.put(run_id)
 
-    def _down(self, exc: BaseException) -> None:
-        if self.redis_up:
-            log.warning("redis.queue_unavailable", error=repr(exc),
-                        fallback=f"polling PostgreSQL every {self.poll_s:g}s")
+    def _down(self, exc: StoreUnavailable) -> None:
+        if self.redis_up:  # once per outage, not once per poll
+            fell_back("queue.pop", exc, event="redis.queue_unavailable", poll_s=self.poll_s)
         self.redis_up = False
+
+    async def _pop(self) -> str | None:
+        # Shielded and short: a BLPOP cancelled after Redis popped the id would lose it,
+        # so the call always completes and a popped id goes back first.
+        with trio.CancelScope(shield=True), mapped("queue.pop"):
+            item = await aio(self.client.blpop)([JOBS], timeout=1)
+        if not self.redis_up:
+            log.info("redis.queue_restored")
+        self.redis_up = True
+        if item is None:
+            return None
+        raw = item[1]
+        run_id = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            await trio.lowlevel.checkpoint()
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await self.put(run_id, front=True)
+            raise
+        return run_id
 
     async def get(self) -> str:
         last_poll = trio.current_time()
         while True:
-            found: str | None = None
             try:
-                # Shielded and short: a BLPOP cancelled after Redis popped the id would
-                # lose it, so the call always completes and a popped id goes back first.
-                with trio.CancelScope(shield=True):
-                    item = await aio(self.client.blpop)([JOBS], timeout=1)
-                if not self.redis_up:
-                    log.info("redis.queue_restored")
-                self.redis_up = True
-                if item is not None:
-                    run_id: str = item[1].decode()
-                    try:
-                        await trio.lowlevel.checkpoint()
-                    except trio.Cancelled:
-                        with trio.CancelScope(shield=True):
-                            await self.put(run_id, front=True)
-                        raise
-                    return run_id
-                if trio.current_time() - last_poll >= self.poll_s:
-                    # Idle: runs created while Redis was away sit only in PostgreSQL.
-                    last_poll = trio.current_time()
-                    found = await self._poll(min_age_s=self.poll_s)
-            except trio.Cancelled:
-                raise
-            except Exception as exc:  # noqa: BLE001  any Redis failure: poll PostgreSQL
+                run_id = await self._pop()
+            except StoreUnavailable as exc:  # the "queue.pop" fallback: poll PostgreSQL
                 self._down(exc)
                 found = await self._poll(min_age_s=0)
-                if found is None:
-                    await trio.sleep(self.poll_s)
-            if found is not None:
-                return found
+                if found is not None:
+                    return found
+                await trio.sleep(self.poll_s)
+                continue
+            if run_id is not None:
+                return run_id
+            if trio.current_time() - last_poll >= self.poll_s:
+                # Idle: runs created while Redis was away sit only in PostgreSQL.
+                last_poll = trio.current_time()
+                found = await self._poll(min_age_s=self.poll_s)
+                if found is not None:
+                    return found
 
     async def _poll(self, *, min_age_s: float) -> str | None:
-        async def _q(conn: Any) -> str | None:
+        async def _q(conn: asyncpg.Connection) -> str | None:
             async with conn.transaction():
                 return await conn.fetchval(_POLL_SQL, min_age_s)  # type: ignore[no-any-return]
         try:
@@ -107,7 +114,4 @@ class RedisQueue:
             return None
 
     async def depth(self) -> int:
-        try:
-            return int(await aio(self.client.llen)(JOBS))
-        except Exception:  # noqa: BLE001
-            return -1
+        return int(await best_effort("queue.depth", partial(aio(self.client.llen), JOBS), -1))
