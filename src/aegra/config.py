@@ -32,13 +32,13 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pass
 
 
-class ServerCfg(_Section):
+class ServerCfg(_Section, frozen=True):
     host: str = "0.0.0.0"
     port: int = 2026
     graphs_file: str | None = None  # aegra.json; None = auto-detect in the working directory
 
 
-class PostgresCfg(_Section):
+class PostgresCfg(_Section, frozen=True):
     url: str | None = None  # DATABASE_URL wins over the POSTGRES_* parts
     user: str = "postgres"
     password: str = ""
@@ -61,7 +61,7 @@ class PostgresCfg(_Section):
         return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.db, safe='')}"
 
 
-class RedisCfg(_Section):
+class RedisCfg(_Section, frozen=True):
     enabled: bool = False  # REDIS_BROKER_ENABLED
     url: str = "redis://localhost:6379/0"
     # How long a run's stream events wait for company before they are published: one
@@ -69,46 +69,46 @@ class RedisCfg(_Section):
     publish_linger_s: float = 0.01
 
 
-class WorkerCfg(_Section):
+class WorkerCfg(_Section, frozen=True):
     count: int = 3
     jobs_per_worker: int = 10
     job_timeout_s: float = 3600.0
     max_retries: int = 3
 
 
-class LeaseCfg(_Section):
+class LeaseCfg(_Section, frozen=True):
     duration_s: float = 30.0
     heartbeat_interval_s: float = 10.0
 
 
-class ReaperCfg(_Section):
+class ReaperCfg(_Section, frozen=True):
     interval_s: float = 15.0
     stuck_pending_threshold_s: float = 120.0
     postgres_poll_interval_s: float = 5.0
 
 
-class ShutdownCfg(_Section):
+class ShutdownCfg(_Section, frozen=True):
     drain_timeout_s: float = 30.0
     # After the drain: how long open HTTP connections (idle keep-alives, streams of runs
     # handed back, which the SDK resumes elsewhere through Location) get to close.
     http_grace_s: float = 1.0
 
 
-class CronCfg(_Section):
+class CronCfg(_Section, frozen=True):
     enabled: bool = True
     max_per_user: int = 100
     allow_seconds_schedule: bool = False
     tick_interval_s: float = 1.0
 
 
-class SupervisorCfg(_Section):
+class SupervisorCfg(_Section, frozen=True):
     max_restarts: int = 5  # crashes of one actor inside restart_window_s before the process exits
     restart_window_s: float = 60.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 
 
-class HttpCfg(_Section):
+class HttpCfg(_Section, frozen=True):
     max_body_bytes: int = 10 * 1024 * 1024
     keepalive_interval_s: float = 5.0  # SSE comments and long-poll newlines
     enable_metrics: bool = True  # ENABLE_PROMETHEUS_METRICS
@@ -116,19 +116,19 @@ class HttpCfg(_Section):
     cors_allow_origins: tuple[str, ...] = ("*",)
 
 
-class StreamCfg(_Section):
+class StreamCfg(_Section, frozen=True):
     # A run's replay buffer (what late joiners and reconnects get) keeps at most this
     # many of its newest events and bytes; live subscribers still get every event.
     replay_max_events: int = 10_000
     replay_max_bytes: int = 16 * 1024 * 1024
 
 
-class LogCfg(_Section):
+class LogCfg(_Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class AuthCfg(_Section):
+class AuthCfg(_Section, frozen=True):
     type: Literal["noop", "custom"] = "noop"
 
 

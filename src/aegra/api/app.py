@@ -6,7 +6,7 @@ import re
 import uuid
 
 import trio
-from quart import Response, g, request
+from quart import Blueprint, Response, g, request
 from quart_trio import QuartTrio
 
 from aegra import logs
@@ -87,7 +87,7 @@ def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
     return app
 
 
-def _feature_blueprints() -> list[object]:
+def _feature_blueprints() -> list[Blueprint]:
     """Blueprints of the resource issues (#3 onwards) register here."""
     from aegra.api import assistants, crons, runs, store, thread_stream, threads
 

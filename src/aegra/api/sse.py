@@ -132,7 +132,7 @@ async def _logged(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 def sse_response(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
     response = Response(_logged(body), status=200, content_type="text/event-stream; charset=utf-8",
                         headers={**SSE_HEADERS, **headers})
-    response.timeout = None  # type: ignore[assignment]
+    response.timeout = None
     return response
 
 

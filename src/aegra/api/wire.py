@@ -94,7 +94,8 @@ def decode(data: bytes, model: type[T]) -> T:
 
 
 async def body(model: type[T]) -> T:
-    return decode(await request.get_data(cache=False), model)
+    return decode(await request.get_data(cache=False, as_text=False,
+                                          parse_form_data=False), model)
 
 
 def query_list(name: str) -> list[str]:

@@ -47,7 +47,7 @@ class RestartPolicy:
     jitter: float = 0.25  # fraction of the delay that may be taken off at random
 
     def delay(self, crashes: int, rng: random.Random | None = None) -> float:
-        base = min(self.backoff_max_s, self.backoff_initial_s * (2 ** max(0, crashes - 1)))
+        base = min(self.backoff_max_s, self.backoff_initial_s * (2.0 ** max(0, crashes - 1)))
         if self.jitter <= 0:
             return base
         return base * (1.0 - self.jitter * (rng or random).random())

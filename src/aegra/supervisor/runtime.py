@@ -75,7 +75,8 @@ async def _guarded(fn: Any, *args: Any) -> None:
 
 class RunRuntime:
     def __init__(self, cfg: Config, *, pg: Any, graphs: Any, registry: RunRegistry,
-                 intake_stopped: trio.Event, metrics: Any, redis: Any = None) -> None:
+                 intake_stopped: trio.Event, metrics: Any, redis: Any = None,
+                 deliver_webhook: Any = webhook.deliver) -> None:
         self.cfg = cfg
         self.owner = instance_id()
         self.background = Background()
@@ -88,13 +89,16 @@ class RunRuntime:
             from aegra.adapters.redis.cancel import RedisCancelBus
             from aegra.adapters.redis.queue import RedisQueue
 
-            self.broker = RedisBroker(redis.client, linger_s=cfg.redis.publish_linger_s)
+            self.broker = RedisBroker(redis.client, linger_s=cfg.redis.publish_linger_s,
+                                      max_events=cfg.stream.replay_max_events,
+                                      max_bytes=cfg.stream.replay_max_bytes)
             self.queue = RedisQueue(redis.client, pg, poll_s=cfg.reaper.postgres_poll_interval_s,
                                     spawn=self.background.spawn)
             self.cancel_bus = RedisCancelBus(redis.client, self.broker.fanout)
         else:
             self.queue = MemoryQueue(spawn=self.background.spawn)
-            self.broker = MemoryBroker()
+            self.broker = MemoryBroker(max_events=cfg.stream.replay_max_events,
+                                       max_bytes=cfg.stream.replay_max_bytes)
         self.runs = PgRuns(pg)
         self.leases = PgLeases(pg)
         self.threads = PgThreads(pg)
@@ -103,7 +107,7 @@ class RunRuntime:
         self.metrics = metrics
         self.service = RunService(
             runs=self.runs, queue=self.queue, broker=self.broker, registry=registry, pg=pg,
-            graphs=graphs, delete_thread=self.delete_thread, webhook=webhook.deliver,
+            graphs=graphs, delete_thread=self.delete_thread, webhook=deliver_webhook,
             spawn=self.background.spawn, intake_stopped=intake_stopped,
             poll_s=cfg.reaper.postgres_poll_interval_s, cancel_bus=self.cancel_bus)
         self.runner = LangGraphRunner(graphs, self.owner)

@@ -42,7 +42,7 @@ class LangGraphPersistence:
             await pool.open(wait=True, timeout=15)
             self.pool = pool
             # Fenced by the run's claim, and without the class-wide lock (see fenced.py).
-            self.checkpointer = FencedSaver(pool)  # type: ignore[arg-type]
+            self.checkpointer = FencedSaver(pool)
             store = AsyncPostgresStore(pool, index=self.store_index,  # type: ignore[arg-type]
                                        ttl=self.store_ttl)  # type: ignore[arg-type]
             if self.store_ttl:

@@ -64,8 +64,8 @@ def ensure_langgraph_tables(dsn: str) -> bool:
         try:
             if is_current(conn):  # it was another instance's turn first
                 return False
-            PostgresSaver(conn).setup()  # type: ignore[arg-type]
-            PostgresStore(conn).setup()  # type: ignore[arg-type]
+            PostgresSaver(conn).setup()
+            PostgresStore(conn).setup()
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LANGGRAPH_LOCK_KEY,))
         return True

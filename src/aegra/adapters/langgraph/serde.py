@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from langchain_core.messages import BaseMessage
 from langgraph.types import Command, Interrupt, Send
 from pydantic import BaseModel
@@ -65,7 +66,7 @@ def _enc_hook(obj: Any) -> Any:
     return to_json(obj)
 
 
-_encoder = __import__("msgspec").json.Encoder(enc_hook=_enc_hook)
+_encoder: msgspec.json.Encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
 def encode(obj: Any) -> bytes:
