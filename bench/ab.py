@@ -8,6 +8,7 @@ Used to measure the proposals in ``bench/README.md``. A script, not a test.
 
   python bench/ab.py --a-src /tmp/base/src --b-src /tmp/exp/src
   python bench/ab.py --b-env LOG_LEVEL=WARNING           # same tree, another setting
+  python bench/ab.py --b-auth                            # B runs bench/auth_trivial.py
 
 A source tree is a copy of the repository's ``src`` (and ``migrations`` beside it);
 without ``--a-src``/``--b-src`` the installed package runs.
@@ -35,7 +36,10 @@ async def rounds(servers: dict[str, Server], floors: dict[str, Any],
     import httpx
     from runs import stream_run
 
-    clients = {k: httpx.AsyncClient(base_url=s.url, timeout=60) for k, s in servers.items()}
+    # The token is sent to both: a noop server ignores it, so only the auth path differs.
+    clients = {k: httpx.AsyncClient(base_url=s.url, timeout=60,
+                                    headers={"Authorization": "Bearer bench"})
+               for k, s in servers.items()}
     paths = {}
     body: dict[str, Any] = {"assistant_id": "noop", "input": {}}
     if args.tokens:
@@ -100,6 +104,8 @@ def main() -> None:
         ap.add_argument(f"--{side}-src", help=f"source tree (src folder) of server {side.upper()}")
         ap.add_argument(f"--{side}-env", action="append", default=[], metavar="KEY=VALUE",
                         help=f"extra environment of server {side.upper()} (repeatable)")
+    ap.add_argument("--b-auth", action="store_true",
+                    help="server B authenticates and authorizes with bench/auth_trivial.py")
     ap.add_argument("--runs", type=int, default=100, help="runs per round and server")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--stateless", action="store_true", help="/runs/wait instead of a thread")
@@ -122,7 +128,8 @@ def main() -> None:
                         text=True)
                     if proc.stdout.readline().strip() != "ready":
                         raise RuntimeError(f"floor worker {loop} did not start")
-            sides = ("a", "b") if (args.b_src or args.b_env or not args.floor) else ("a",)
+            sides = (("a", "b") if (args.b_src or args.b_env or args.b_auth or not args.floor)
+                     else ("a",))
             for side in sides:
                 dsn = pg.create_database(f"aegra_ab_{side}")
                 env = dict(e.split("=", 1) for e in getattr(args, f"{side}_env"))
@@ -131,9 +138,11 @@ def main() -> None:
                     env["PYTHONPATH"] = str(Path(src).resolve())
                 folder = Path(wd) / side
                 folder.mkdir()
+                auth = (f"{Path(__file__).parent / 'auth_trivial.py'}:auth"
+                        if side == "b" and args.b_auth else None)
                 servers[side.upper()] = Server(folder, dsn, workers=1, jobs=10,
                                                log_level=env.pop("LOG_LEVEL", "INFO"),
-                                               extra_env=env).start()
+                                               extra_env=env, auth=auth).start()
                 print(f"{side.upper()}: pid {servers[side.upper()].pid}, src {src or 'installed'}, "
                       f"env {env}", flush=True)
             res = asyncio.run(rounds(servers, floors, args))

@@ -84,14 +84,17 @@ main()
 class Server:
     def __init__(self, workdir: Path, dsn: str, *, workers: int, jobs: int,
                  log_level: str, extra_env: dict[str, str] | None = None,
-                 cprofile_out: Path | None = None) -> None:
+                 cprofile_out: Path | None = None, auth: str | None = None) -> None:
         self.workdir = workdir
         self.cprofile_out = cprofile_out
         self.port = free_port()
         self.log_path = workdir / f"server-{self.port}.log"
         graphs = BENCH / "graphs.py"
-        (workdir / "aegra.json").write_text(json.dumps({"graphs": {
-            "noop": f"{graphs}:noop", "stream": f"{graphs}:stream"}}))
+        project: dict[str, Any] = {"graphs": {
+            "noop": f"{graphs}:noop", "stream": f"{graphs}:stream"}}
+        if auth is not None:
+            project["auth"] = {"path": auth}
+        (workdir / "aegra.json").write_text(json.dumps(project))
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("AEGRA_", "POSTGRES_", "REDIS_", "WORKER_", "LANGGRAPH_"))}
         env.update({
