@@ -8,6 +8,7 @@ under MVCC (DESIGN §3); the partial unique index on running runs is the backsto
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -250,6 +251,35 @@ ASSISTANT_WITH_METADATA = """SELECT assistant_id, graph_id, config, context, ver
                                     updated_at, metadata
                              FROM assistant WHERE assistant_id = $1 AND graph_id = ANY($2)"""
 SYSTEM = {"created_by": "system"}
+ASSISTANT_META_TTL_S = 5.0
+
+
+async def _create_guarded(conn: asyncpg.Connection, new: NewRun, lookup: AssistantLookup,
+                         cached: dict[str, Any], thread_filter: Filter | None,
+                         assistant_filter: Filter | None) -> Created | None:
+    """The one-round-trip path for an authorized caller's run on an existing thread: the
+    filters guard ``aegra_create_run`` in the same statement. The function's first
+    argument reads the guard row (LATERAL), so with no guard row (a filter failed) it is
+    never called. None: refused, for a reason the full path sorts out (and reports)."""
+    r = run_row(msgspec.structs.replace(
+        new, assistant_id=cached["assistant_id"], graph_id=cached["graph_id"],
+        params=lookup.build(cached)))
+    args: list[Any] = [
+        r.run_id, r.thread_id, r.assistant_id, cached["version"], cached["updated_at"],
+        r.graph_id, False, r.cron_id, r.multitask_strategy, r.metadata, r.execution_params,
+        r.user_id, r.stateless, r.after_s, SYSTEM]
+    thread_ok = filters.where(thread_filter, "t.metadata", args)
+    assistant_ok = filters.where(assistant_filter, "a.metadata", args)
+    row = await conn.fetchrow(
+        f"""SELECT {RUN_COLUMNS} FROM (
+                SELECT '' AS k WHERE EXISTS (SELECT 1 FROM thread t
+                                             WHERE t.thread_id = $2 AND {thread_ok})
+                  AND EXISTS (SELECT 1 FROM assistant a WHERE a.assistant_id = $3
+                              AND (a.metadata @> $15::jsonb OR {assistant_ok}))) guard
+            CROSS JOIN LATERAL aegra_create_run(
+                $1 || guard.k, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        *args)
+    return Created(run=dict(row), cancelled=Cancelled()) if row is not None else None
 
 
 async def _create_as(conn: asyncpg.Connection, new: NewRun, lookup: AssistantLookup,
@@ -293,6 +323,7 @@ class PgRuns:
         # Assistant rows runs were created with, by canonical id: the create function
         # checks version and updated_at, so a stale entry only costs the full path.
         self._assistants: dict[str, dict[str, Any]] = {}
+        self._assistant_meta: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def create(self, new: NewRun, lookup: AssistantLookup | None = None) -> Created:
         cached = self._assistants.get(lookup.assistant_id) if lookup is not None else None
@@ -429,11 +460,23 @@ class PgRuns:
                ORDER BY created_at, run_id""", thread_id, after_created, since)
 
     async def assistant(self, lookup: AssistantLookup) -> dict[str, Any]:
-        """The assistant a run names, with its metadata (is it a system assistant?)."""
+        """The assistant a run names, with its metadata (is it a system assistant?).
+
+        Read at most every ``ASSISTANT_META_TTL_S`` per assistant: it only decides which
+        handler runs (system assistants skip ``assistants.read``); the filter itself is
+        checked against the row inside the create statement."""
+        now = time.monotonic()
+        hit = self._assistant_meta.get(lookup.assistant_id)
+        if hit is not None and now - hit[0] < ASSISTANT_META_TTL_S:
+            return hit[1]
         row = await self.pg.fetchrow(ASSISTANT_WITH_METADATA, lookup.assistant_id,
                                      lookup.graph_ids)
         if row is None:
+            self._assistant_meta.pop(lookup.assistant_id, None)
             raise lookup.missing
+        if len(self._assistant_meta) >= ASSISTANT_CACHE_SIZE:
+            self._assistant_meta.pop(next(iter(self._assistant_meta)))
+        self._assistant_meta[lookup.assistant_id] = (now, row)
         return row
 
     async def create_as(self, new: NewRun, lookup: AssistantLookup, *,
@@ -448,6 +491,12 @@ class PgRuns:
         if thread_filter is None and assistant_filter is None and not thread_metadata:
             return await self.create(new, lookup)
         cached = self._assistants.get(lookup.assistant_id)
+        if (cached is not None and new.thread_id is not None and not new.stateless
+                and new.if_not_exists != "create"):
+            guarded = await self.pg.run(_create_guarded, new, lookup, cached, thread_filter,
+                                        assistant_filter)
+            if guarded is not None:
+                return guarded
         created = await self.pg.run(_create_as, new, lookup, cached, thread_filter,
                                     assistant_filter, thread_metadata)
         if created.assistant is not None:
