@@ -115,3 +115,16 @@ def test_unknown_ids_and_routes(start_server, database_url):
     # The LangGraph root label is reserved: a 422, not a 500.
     _error(c.put("/store/items", json={"namespace": ["langgraph"], "key": "k",
                                        "value": {}}), 422)
+    # A run config's typed keys are checked up front (the run would only fail later).
+    tid = c.post("/threads", json={}).json()["thread_id"]
+    for config, field in (({"tags": 5}, "config.tags"),
+                          ({"recursion_limit": 0}, "config.recursion_limit"),
+                          ({"recursion_limit": 2**63}, "config.recursion_limit"),
+                          ({"configurable": 5}, "config.configurable")):
+        for path in (f"/threads/{tid}/runs", "/runs/wait", "/runs/crons"):
+            body = {"assistant_id": "agent", "input": {}, "config": config,
+                    "schedule": "0 0 1 1 *"}
+            assert _error(c.post(path, json=body), 422)["field"] == field, (path, config)
+        assert _error(c.post("/assistants", json={"graph_id": "agent", "config": config}),
+                      422)["field"] == field
+    assert c.get(f"/threads/{tid}/runs").json() == []  # nothing was written

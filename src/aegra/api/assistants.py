@@ -17,7 +17,7 @@ from quart import Blueprint, Response, request
 from aegra.api.auth import caller
 from aegra.api.deps import services
 from aegra.api.openapi import documented
-from aegra.api.wire import body, field_of, json
+from aegra.api.wire import body, check_config, json
 from aegra.domain.assistants import SortBy
 from aegra.domain.errors import Invalid
 
@@ -95,24 +95,8 @@ class Assistant(msgspec.Struct, kw_only=True):
     description: str | None = None
 
 
-class _ConfigShape(msgspec.Struct):
-    """The typed keys of a RunnableConfig; other keys pass through untouched."""
-
-    tags: list[str] | None = None
-    recursion_limit: int | None = None
-    configurable: Obj | None = None
-
-
 def _check_config(config: Obj | None) -> Obj:
-    config = dict(config or {})
-    try:
-        msgspec.convert(config, _ConfigShape)
-    except msgspec.ValidationError as exc:
-        path = field_of(str(exc))
-        field = f"config.{path}" if path else "config"
-        raise Invalid(f"invalid field '{field}': {str(exc).split(' - at ')[0]}",
-                      field=field) from None
-    return config
+    return check_config(config)
 
 
 def _assistant_id(raw: str | None) -> str:

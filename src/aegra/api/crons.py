@@ -23,9 +23,8 @@ from quart import Blueprint, Response
 from aegra.api.auth import caller
 from aegra.api.deps import services
 from aegra.api.run_models import checked_webhook, run_json
-from aegra.api.wire import body, json
+from aegra.api.wire import body, check_config, json
 from aegra.domain.crons import SORTABLE, cron_view
-from aegra.domain.errors import Invalid
 from aegra.domain.webhooks import mask
 from aegra.services.crons import CronChanges, CronQuery, CronService, CronSpec
 from aegra.services.runs import stream_modes
@@ -109,10 +108,8 @@ def _template(req: _Template) -> dict[str, Any]:
     out = {k: getattr(req, k) for k in TEMPLATE if getattr(req, k) is not None}
     if req.webhook is not None:
         checked_webhook(req.webhook)
-    configurable = (req.config or {}).get("configurable")
-    if configurable is not None and not isinstance(configurable, dict):
-        raise Invalid("invalid field 'config.configurable': expected an object",
-                      field="config.configurable")
+    if req.config is not None:
+        check_config(req.config)
     stream_modes(req.stream_mode)  # 422 on an unknown mode
     return msgspec.to_builtins(out)  # type: ignore[no-any-return]
 

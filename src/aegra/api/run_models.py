@@ -8,6 +8,7 @@ import msgspec
 from quart import request
 
 from aegra.api.deps import deps
+from aegra.api.wire import check_config
 from aegra.domain import webhooks
 from aegra.domain.errors import Invalid
 from aegra.services.runs import stream_modes
@@ -105,6 +106,8 @@ def validate(create: RunCreate, *, stateless: bool) -> dict[str, Any]:
         # fails it with EmptyInputError). Refused up front, as the reference product does.
         raise Invalid("invalid request body: give 'input' or 'command'", field="input")
     stream_modes(create.stream_mode)  # 422 on an unknown mode, before anything is written
+    if create.config is not None:
+        check_config(create.config)
     if create.webhook is not None:
         checked_webhook(create.webhook)
     return {k: v for k, v in raw.items() if v is not None}

@@ -8,7 +8,7 @@ that does not fit its Struct is a 422 naming the field (``$.config.configurable`
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from quart import Response, request
@@ -114,3 +114,28 @@ def query_list(name: str) -> list[str]:
         else:
             out.extend(part.strip() for part in raw.split(",") if part.strip())
     return out
+
+
+class _ConfigShape(msgspec.Struct):
+    """The typed keys of a RunnableConfig, bounded; other keys pass through untouched."""
+
+    tags: list[str] | None = None
+    recursion_limit: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+    run_name: str | None = None
+    configurable: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def check_config(config: dict[str, Any] | None, prefix: str = "config") -> dict[str, Any]:
+    """A copy of ``config`` when its typed keys are well-formed; 422 naming the key
+    otherwise (a bad ``tags`` or ``recursion_limit`` would only fail the run later)."""
+    config = dict(config or {})
+    try:
+        msgspec.convert(config, _ConfigShape)
+    except msgspec.ValidationError as exc:
+        path = field_of(str(exc))
+        field = f"{prefix}.{path}" if path else prefix
+        raise Invalid(f"invalid field '{field}': {str(exc).split(' - at ')[0]}",
+                      field=field) from None
+    return config
