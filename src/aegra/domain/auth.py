@@ -120,13 +120,38 @@ def matches(flt: Filter | None, metadata: dict[str, Any] | None) -> bool:
             have = data.get(key)
             want = cond["$contains"]
             wanted = want if isinstance(want, list) else [want]
-            if not isinstance(have, list) or any(w not in have for w in wanted):
+            if not isinstance(have, list) or not _contains(have, wanted):
                 return False
         else:
             want = cond["$eq"] if isinstance(cond, dict) and "$eq" in cond else cond
-            if key not in data or data[key] != want:
+            if key not in data or not _equal(data[key], want):
                 return False
     return True
+
+
+def _equal(a: object, b: object) -> bool:
+    """JSON equality, as JSONB compares: ``true`` is not ``1`` (Python says it is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict | list) or isinstance(b, dict | list):
+        return False
+    return a == b
+
+
+def _contains(have: object, want: object) -> bool:
+    """JSONB containment (``@>``) below the top level: objects by their keys, arrays
+    by each wanted element being contained in some element, scalars by equality."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        return all(k in have and _contains(have[k], v) for k, v in want.items())
+    if isinstance(have, list) and isinstance(want, list):
+        return all(any(_contains(h, w) for h in have) for w in want)
+    if isinstance(have, dict | list) or isinstance(want, dict | list):
+        return False
+    return _equal(have, want)
 
 
 def strip_reserved(mapping: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
