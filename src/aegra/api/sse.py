@@ -10,13 +10,12 @@ asked for it, under a bounded shield. A join never cancels unless asked.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import trio
 from quart import Response
 
 from aegra import logs
-from aegra.domain.ports import StreamEvent
+from aegra.domain.ports import StreamEvent, Subscription
 from aegra.domain.replay import DROPPED
 
 log = logs.get_logger("aegra.sse")
@@ -45,7 +44,7 @@ def _wanted(name: str, modes: set[str] | None) -> bool:
 
 
 async def run_events(
-    subscribe: Callable[[], Awaitable[Any]],
+    subscribe: Callable[[], Awaitable[Subscription]],
     *,
     keepalive_s: float,
     modes: set[str] | None = None,
@@ -62,7 +61,7 @@ async def run_events(
             return False  # the worker's copy of ``first``
         return _wanted(event.name, modes)
 
-    sub = None
+    sub: Subscription | None = None
     finished = False
     sent = False
     closed = False  # the subscription ended while a batch was being drained
@@ -70,24 +69,22 @@ async def run_events(
         if first is not None:
             yield first
         sub = await subscribe()
-        events = sub.__aiter__()
         # Events already queued behind the one awaited go out in the same write (one
         # trip through quart, hypercorn and the socket instead of one each); order and
-        # the mode filter are kept. Only subscriptions that can be polled offer this.
-        drain = getattr(events, "receive_nowait", None)
+        # the mode filter are kept.
         while True:
             event: StreamEvent | None = None
             ended = closed
             if not closed:
                 with trio.move_on_after(keepalive_s):
                     try:
-                        event = await events.__anext__()
+                        event = await sub.__anext__()
                     except StopAsyncIteration:
                         ended = True
             if ended:
                 # A reader cut off for lagging gets a clean close without `end`: the SDK
                 # then reconnects with Last-Event-ID and resumes where it was.
-                finished = not getattr(sub, "lagged", False)
+                finished = not sub.lagged
                 if finished and not sent and end_if_empty is not None:
                     # A finished run with nothing after Last-Event-ID: say so again rather
                     # than close silently (the client may not have seen the end).
@@ -97,9 +94,9 @@ async def run_events(
                 yield KEEPALIVE
                 continue
             frames = [event.frame] if keep(event) else []
-            while drain is not None and len(frames) < MAX_BATCH:
+            while len(frames) < MAX_BATCH:
                 try:
-                    queued = drain()
+                    queued = sub.receive_nowait()
                 except trio.WouldBlock:
                     break
                 except (trio.EndOfChannel, trio.ClosedResourceError):

@@ -245,8 +245,8 @@ class Authenticator(Protocol):
     @property
     def wants_body(self) -> bool: ...
 
-    async def authenticate(self, scope: Mapping[str, Any], *, body: Any = None,
-                           request: Any = None, path_params: dict[str, str] | None = None
+    async def authenticate(self, scope: Mapping[str, Any], *, body: object = None,
+                           request: object = None, path_params: dict[str, str] | None = None
                            ) -> Caller: ...
 
 
@@ -364,7 +364,7 @@ class ThreadStore(Protocol):
         """A new row from the source's (``metadata`` replaces the source's when given)."""
         ...
 
-    async def set_state(self, thread_id: str, values: Any, interrupts: dict[str, Any],
+    async def set_state(self, thread_id: str, values: object, interrupts: dict[str, Any],
                         has_next: bool, *, where: Filter | None = None) -> None:
         """Refresh the cached state after a state write and recompute the status."""
         ...
@@ -398,7 +398,7 @@ class ThreadStates(Protocol):
         ...
 
     async def update_state(self, graph_id: str, config: dict[str, Any], *,
-                           open_config: dict[str, Any], values: Any, as_node: str | None
+                           open_config: dict[str, Any], values: object, as_node: str | None
                            ) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(new checkpoint's configurable, summary)``."""
         ...

@@ -15,7 +15,7 @@ query; a run it hides is NotFound. Workers, the reaper and crons never come thro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import trio
@@ -24,26 +24,44 @@ from aegra import logs
 from aegra.domain.assistants import as_uuid, canonical_id, is_system, not_found
 from aegra.domain.auth import Caller, Filter, user_dict
 from aegra.domain.errors import Draining, NotFound
-from aegra.domain.ports import AssistantLookup, Authorizer, ClaimedRun, Outcome, RunStore
+from aegra.domain.leases import Expired, exhausted_message
+from aegra.domain.ports import (
+    AssistantLookup,
+    Authorizer,
+    CancelBus,
+    ClaimedRun,
+    EventBroker,
+    GraphIds,
+    JobQueue,
+    Json,
+    Outcome,
+    RunResult,
+    RunStore,
+)
 from aegra.domain.run_params import build_params as build_params  # re-exported
 from aegra.domain.run_params import reserved_sent
 from aegra.domain.run_params import stream_modes as stream_modes  # re-exported
-from aegra.domain.run_rows import NewRun
+from aegra.domain.run_rows import Cancelled, NewRun
 from aegra.domain.runs import TERMINAL, new_run_id
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.runs")
 # (graph_id, thread_id) -> (latest values, interrupts by task, has nodes left to run)
-ThreadView = Callable[[str, str], Awaitable[tuple[Any, dict[str, Any], bool]]]
+ThreadView = Callable[[str, str], Awaitable[tuple[object, Json, bool]]]
+Webhook = Callable[[str, Json], Awaitable[object]]  # (url, payload)
+Spawn = Callable[..., None]  # start an async function in a supervised nursery
+
+
+def _unbuilt(assistant: Json) -> Json:
+    raise AssertionError("a lookup that only reads the assistant builds no run")
 
 
 class RunService:
-    def __init__(self, *, runs: RunStore, queue: Any, broker: Any, registry: RunRegistry,
-                 pg: Any, graphs: Any, cancel_bus: Any = None,
+    def __init__(self, *, runs: RunStore, queue: JobQueue, broker: EventBroker,
+                 registry: RunRegistry, graphs: GraphIds, cancel_bus: CancelBus | None = None,
                  delete_thread: Callable[[str], Awaitable[None]] | None = None,
-                 webhook: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
-                 spawn: Callable[..., None] | None = None,
-                 intake_stopped: Any = None, poll_s: float = 5.0,
+                 webhook: Webhook | None = None, spawn: Spawn | None = None,
+                 intake_stopped: trio.Event | None = None, poll_s: float = 5.0,
                  auth: Authorizer | None = None, thread_view: ThreadView | None = None
                  ) -> None:
         self.runs = runs
@@ -55,7 +73,6 @@ class RunService:
         self.queue = queue
         self.broker = broker
         self.registry = registry
-        self.pg = pg
         self.graphs = graphs
         self.cancel_bus = cancel_bus
         self.delete_thread = delete_thread
@@ -65,7 +82,8 @@ class RunService:
         self.poll_s = poll_s
 
     # -- creation -------------------------------------------------------------------------
-    def _lookup(self, value: str, build: Any = None) -> AssistantLookup:
+    def _lookup(self, value: str, build: Callable[[Json], Json] = _unbuilt
+                ) -> AssistantLookup:
         """How to find the assistant a run names (an assistant id or a graph id)."""
         return AssistantLookup(assistant_id=canonical_id(self.graphs, value),
                                graph_ids=self.graphs.ids(), missing=not_found(value),
@@ -215,14 +233,14 @@ class RunService:
         if ids:
             await self.cancel(ids, action)
 
-    async def thread_stream_start(self, caller: Caller, thread_id: str) -> Any:
+    async def thread_stream_start(self, caller: Caller, thread_id: str) -> datetime:
         """For GET /threads/{id}/stream (``read``): the database time from which new runs
         are followed; NotFound when the thread is not there for the caller."""
         flt = await self._threads(caller, "read", {"thread_id": thread_id})
         return await self.runs.stream_start(thread_id, where=flt)
 
-    async def next_runs(self, thread_id: str, after_created: Any, since: Any
-                        ) -> list[dict[str, Any]]:
+    async def next_runs(self, thread_id: str, after_created: datetime | None,
+                        since: datetime) -> list[dict[str, Any]]:
         """The runs a thread stream the caller was allowed to open follows next."""
         return await self.runs.next_runs(thread_id, after_created, since)
 
@@ -251,7 +269,7 @@ class RunService:
     async def cancel(self, run_ids: list[str], action: str) -> None:
         await self._apply(await self.runs.request_cancel(run_ids, action))
 
-    async def _apply(self, cancelled: Any) -> None:
+    async def _apply(self, cancelled: Cancelled) -> None:
         for run_id in cancelled.running:
             await self.signal_cancel(run_id, cancelled.action)
         # Pending runs were settled in the database: end their (empty) streams and waits.
@@ -282,13 +300,11 @@ class RunService:
         if hook and self.webhook is not None and self.spawn is not None:
             self.spawn(self.webhook, hook, webhook_payload(claimed, outcome, row))
 
-    async def settled(self, run: Any, status: str) -> None:
+    async def settled(self, run: Expired, status: str) -> None:
         """The reaper finalized a run whose workers kept dying: end its stream, wake the
         thread's next run."""
         error = None
         if status == "error":
-            from aegra.domain.leases import exhausted_message
-
             error = {"error": "RetriesExhausted", "message": exhausted_message(run.retries)}
         row = await self.runs.find(run.run_id)
         final: tuple[tuple[str, bytes], ...] = (("error", _json(error)),) if error else ()
@@ -300,7 +316,7 @@ class RunService:
         if next_run is not None:
             await self.queue.put(next_run)
 
-    async def _refresh_thread(self, claimed: ClaimedRun) -> Any:
+    async def _refresh_thread(self, claimed: ClaimedRun) -> object:
         """A run stopped from outside (cancel, timeout) wrote no thread view at finish; as
         on the platform the thread then shows its latest checkpoint, and is
         ``interrupted`` when that checkpoint has nodes left to run. Done before waiters
@@ -316,13 +332,13 @@ class RunService:
             return None
         return values
 
-    async def result(self, run_id: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    async def result(self, run_id: str, row: dict[str, Any] | None) -> RunResult:
         """Block until the run ends; its final status, values and error."""
         while True:
             if row is not None and row["status"] in TERMINAL:
                 done, result = await self.broker.result(run_id)
-                if done:
-                    return result  # type: ignore[no-any-return]
+                if done and result is not None:
+                    return result
                 return {"status": row["status"], "values": row["output"],
                         "error": row["error"]}
             # Pushed: the broker wakes us when the run ends. The database check every
@@ -330,22 +346,23 @@ class RunService:
             with trio.move_on_after(self.poll_s):
                 result = await self.broker.wait_done(run_id)
                 if result is not None:
-                    return result  # type: ignore[no-any-return]
+                    return result
             row = await self.runs.find(run_id)
             if row is None:
                 done, result = await self.broker.result(run_id)
-                return result if done else {"status": "interrupted", "values": None,
-                                            "error": None}
+                if done and result is not None:
+                    return result
+                return {"status": "interrupted", "values": None, "error": None}
 
 
-def _json(value: Any) -> bytes:
+def _json(value: object) -> bytes:
     import msgspec
 
     return msgspec.json.encode(value)
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+def _iso(value: object) -> object:
+    return value.isoformat() if isinstance(value, date | time) else value
 
 
 def webhook_payload(claimed: ClaimedRun, outcome: Outcome, row: dict[str, Any] | None
@@ -364,7 +381,7 @@ def webhook_payload(claimed: ClaimedRun, outcome: Outcome, row: dict[str, Any] |
     }
 
 
-def wait_payload(result: dict[str, Any]) -> Any:
+def wait_payload(result: dict[str, Any]) -> object:
     """What /wait and /join return: the final values, or ``__error__`` (HTTP 200)."""
     if result.get("status") in ("error", "timeout") and result.get("error"):
         return {"__error__": result["error"]}

@@ -11,19 +11,20 @@ unsubscribes (bounded) and returns. Restartable.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import trio
 
 from aegra import logs
 from aegra.domain.errors import StoreUnavailable
+from aegra.domain.ports import CancelBus, CancelHandle
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.cancel")
 
 
 async def run_cancel_listener(
-    bus: Any,
+    bus: CancelBus,
     registry: RunRegistry,
     reread: Callable[[], Awaitable[list[tuple[str, str]]]],
     *,
@@ -39,7 +40,7 @@ async def run_cancel_listener(
     def on_resync() -> None:
         resync.set()
 
-    sink = None
+    sink: CancelHandle | None = None
     started = False
     try:
         while True:

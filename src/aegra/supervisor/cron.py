@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import trio
 
@@ -42,6 +42,9 @@ from aegra.domain.ports import CronStore, JobQueue
 from aegra.services.crons import Settle, after_commit
 from aegra.services.runs import build_params
 from aegra.supervisor.policy import ActorSpec
+
+if TYPE_CHECKING:  # runtime builds the ticker: a real import would be circular
+    from aegra.supervisor.runtime import RunRuntime
 
 log = logs.get_logger("aegra.cron")
 DEFAULT_GRACE_S = 10.0
@@ -91,12 +94,12 @@ async def run_cron_ticker(d: TickerDeps, *,
         await trio.sleep(wait_s)
 
 
-def ticker_spec(runtime: Any) -> ActorSpec:
+def ticker_spec(runtime: RunRuntime) -> ActorSpec:
     """The ticker of one instance, wired to its run machinery (``RunRuntime``)."""
     cfg = runtime.cfg.cron
     service = runtime.service
     deps = TickerDeps(
         crons=PgCrons(runtime.runs.pg), queue=runtime.queue, settle=service._apply,
-        intake_stopped=service.intake_stopped, interval_s=cfg.tick_interval_s,
+        intake_stopped=runtime.intake_stopped, interval_s=cfg.tick_interval_s,
         grace_s=max(DEFAULT_GRACE_S, 5 * cfg.tick_interval_s))
     return ActorSpec("cron-ticker", partial(run_cron_ticker, deps))

@@ -11,20 +11,21 @@ leases stay alive through the drain. Cancelled: returns at once. Restartable.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import trio
 
 from aegra import logs
 from aegra.domain.errors import DomainError
 from aegra.domain.leases import fence_margin, heartbeat_deadline
+from aegra.domain.ports import LeaseStore
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.heartbeat")
 
 
 async def run_heartbeater(
-    leases: Any,
+    leases: LeaseStore,
     registry: RunRegistry,
     *,
     owner: str,

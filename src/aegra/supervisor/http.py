@@ -7,11 +7,10 @@ trigger; open connections get ``grace_s``. Not restartable: its failure ends the
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
+from hypercorn.typing import Framework
 
 from aegra.logs import get_logger
 
@@ -19,7 +18,7 @@ log = get_logger("aegra.http")
 
 
 async def run_http(
-    app: Any,
+    app: Framework,
     host: str,
     port: int,
     stop: trio.Event,

@@ -12,20 +12,21 @@ several instances are safe: each row is taken with SKIP LOCKED. Restartable.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import trio
 
 from aegra import logs
 from aegra.domain.leases import Expired, exhausted_message
+from aegra.domain.ports import JobQueue, LeaseStore
 
 log = logs.get_logger("aegra.reaper")
 
 # (graph_id, thread_id, run_id) -> final values if this run's graph had finished, else None
-Finished = Callable[[str | None, str, str], Awaitable[tuple[bool, Any]]]
+Finished = Callable[[str | None, str, str], Awaitable[tuple[bool, object]]]
 
 
-async def reap_once(leases: Any, queue: Any, finished: Finished,
+async def reap_once(leases: LeaseStore, queue: JobQueue, finished: Finished,
                     on_settled: Callable[[Expired, str], Awaitable[None]], *,
                     max_retries: int, stuck_pending_s: float) -> int:
     result = await leases.reap(max_retries, stuck_pending_s)
@@ -46,7 +47,7 @@ async def reap_once(leases: Any, queue: Any, finished: Finished,
 
 
 async def run_reaper(
-    leases: Any, queue: Any, finished: Finished,
+    leases: LeaseStore, queue: JobQueue, finished: Finished,
     on_settled: Callable[[Expired, str], Awaitable[None]], *,
     interval_s: float, max_retries: int, stuck_pending_s: float,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,

@@ -154,7 +154,8 @@ class Supervisor:
 
 async def run_until_stopped(
     supervisor: Supervisor, *,
-    task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED, **groups: Any,
+    task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
+    **groups: Sequence[ActorSpec],
 ) -> None:
     """Run the tree with signal handling; reports started as ``Supervisor.run`` does (after
     READY=1), returns when shutdown completed."""

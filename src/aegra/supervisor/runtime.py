@@ -10,20 +10,26 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVarTuple
 
 import trio
 
 from aegra import logs
 from aegra.adapters import webhook
+from aegra.adapters.langgraph.graphs import GraphRegistry
 from aegra.adapters.langgraph.runner import LangGraphRunner
 from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.postgres.leases import PgLeases
+from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import PgRuns
 from aegra.adapters.postgres.threads import PgThreads
+from aegra.adapters.redis.client import RedisClient
+from aegra.api.metrics import Metrics
 from aegra.config import Config
+from aegra.domain.ports import CancelBus, EventBroker, GraphRunner, JobQueue, LeaseStore
 from aegra.runtime.registry import RunRegistry
 from aegra.services.runs import RunService
 from aegra.supervisor.cancel_listener import run_cancel_listener
@@ -34,6 +40,9 @@ from aegra.supervisor.reaper import run_reaper
 from aegra.supervisor.worker import WorkerDeps, run_worker
 
 log = logs.get_logger("aegra.runtime")
+Ts = TypeVarTuple("Ts")
+Task = Callable[..., Awaitable[object]]
+Webhook = Callable[[str, dict[str, Any]], Awaitable[object]]
 
 
 def instance_id() -> str:
@@ -45,9 +54,9 @@ class Background:
 
     def __init__(self) -> None:
         self.nursery: trio.Nursery | None = None
-        self.pending: list[tuple[Any, tuple[Any, ...]]] = []
+        self.pending: list[tuple[Task, tuple[object, ...]]] = []
 
-    def spawn(self, fn: Any, *args: Any) -> None:
+    def spawn(self, fn: Callable[[*Ts], Awaitable[object]], *args: *Ts) -> None:
         if self.nursery is None:
             self.pending.append((fn, args))
         else:
@@ -65,7 +74,7 @@ class Background:
         raise AssertionError("unreachable")
 
 
-async def _guarded(fn: Any, *args: Any) -> None:
+async def _guarded(fn: Task, *args: object) -> None:
     try:
         await fn(*args)
     except Exception as exc:  # background work must never take the actor down
@@ -74,43 +83,48 @@ async def _guarded(fn: Any, *args: Any) -> None:
 
 
 class RunRuntime:
-    def __init__(self, cfg: Config, *, pg: Any, graphs: Any, registry: RunRegistry,
-                 intake_stopped: trio.Event, metrics: Any, redis: Any = None,
-                 deliver_webhook: Any = webhook.deliver) -> None:
+    def __init__(self, cfg: Config, *, pg: PgPool, graphs: GraphRegistry,
+                 registry: RunRegistry, intake_stopped: trio.Event, metrics: Metrics,
+                 redis: RedisClient | None = None,
+                 deliver_webhook: Webhook = webhook.deliver) -> None:
         self.cfg = cfg
         self.owner = instance_id()
         self.background = Background()
-        self.cancel_bus: Any = None
-        self.queue: Any
-        self.broker: Any
+        self.intake_stopped = intake_stopped
+        self.cancel_bus: CancelBus | None = None
+        self.queue: JobQueue
+        self.broker: EventBroker
         if redis is not None:
             # Distributed mode (REDIS_BROKER_ENABLED): same actors, Redis adapters.
             from aegra.adapters.redis.broker import RedisBroker
             from aegra.adapters.redis.cancel import RedisCancelBus
             from aegra.adapters.redis.queue import RedisQueue
 
-            self.broker = RedisBroker(redis.client, linger_s=cfg.redis.publish_linger_s,
-                                      max_events=cfg.stream.replay_max_events,
-                                      max_bytes=cfg.stream.replay_max_bytes)
-            self.queue = RedisQueue(redis.client, pg, poll_s=cfg.reaper.postgres_poll_interval_s,
+            client = redis.client
+            assert client is not None, "the Redis client is opened before the runtime"
+            broker = RedisBroker(client, linger_s=cfg.redis.publish_linger_s,
+                                 max_events=cfg.stream.replay_max_events,
+                                 max_bytes=cfg.stream.replay_max_bytes)
+            self.broker = broker
+            self.queue = RedisQueue(client, pg, poll_s=cfg.reaper.postgres_poll_interval_s,
                                     spawn=self.background.spawn)
-            self.cancel_bus = RedisCancelBus(redis.client, self.broker.fanout)
+            self.cancel_bus = RedisCancelBus(client, broker.fanout)
         else:
             self.queue = MemoryQueue(spawn=self.background.spawn)
             self.broker = MemoryBroker(max_events=cfg.stream.replay_max_events,
                                        max_bytes=cfg.stream.replay_max_bytes)
-        self.runs = PgRuns(pg)
-        self.leases = PgLeases(pg)
+        self.runs = PgRuns(pg)  # concrete: metrics and the cron store share its pool
+        self.leases: LeaseStore = PgLeases(pg)
         self.threads = PgThreads(pg)
         self.graphs = graphs
         self.registry = registry
         self.metrics = metrics
         self.service = RunService(
-            runs=self.runs, queue=self.queue, broker=self.broker, registry=registry, pg=pg,
+            runs=self.runs, queue=self.queue, broker=self.broker, registry=registry,
             graphs=graphs, delete_thread=self.delete_thread, webhook=deliver_webhook,
             spawn=self.background.spawn, intake_stopped=intake_stopped,
             poll_s=cfg.reaper.postgres_poll_interval_s, cancel_bus=self.cancel_bus)
-        self.runner = LangGraphRunner(graphs, self.owner)
+        self.runner: GraphRunner = LangGraphRunner(graphs, self.owner)
         self.worker_deps = WorkerDeps(
             queue=self.queue, runs=self.runs, runner=self.runner,
             broker=self.broker, registry=registry, owner=self.owner,
@@ -128,12 +142,10 @@ class RunRuntime:
 
     async def open(self) -> None:
         self.metrics.refreshers.append(self.refresh_metrics)
-        if hasattr(self.broker, "open"):
-            await self.broker.open()
+        await self.broker.open()
 
     async def close(self) -> None:
-        if hasattr(self.broker, "close"):
-            await self.broker.close()
+        await self.broker.close()
 
     async def delete_thread(self, thread_id: str) -> None:
         await self.threads.delete([thread_id])  # with its checkpoints
@@ -146,7 +158,7 @@ class RunRuntime:
             ActorSpec("heartbeater", partial(
                 run_heartbeater, self.leases, self.registry, owner=self.owner,
                 lease_s=cfg.lease.duration_s, interval_s=cfg.lease.heartbeat_interval_s,
-                on_beat=getattr(self.broker, "touch", None))),
+                on_beat=self.broker.touch)),
         ]
         if self.cancel_bus is not None:
             actors.append(ActorSpec("cancel_listener", partial(

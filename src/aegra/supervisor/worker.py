@@ -14,12 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import trio
 
 from aegra import logs
-from aegra.domain.ports import ClaimedRun, Outcome
+from aegra.domain.ports import (
+    ClaimedRun,
+    EventBroker,
+    GraphRunner,
+    JobQueue,
+    Json,
+    Outcome,
+    RunClaims,
+)
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.worker")
@@ -28,10 +36,10 @@ CLEANUP_S = 10.0  # bound on must-finish writes (final status, hand-back)
 
 @dataclass
 class WorkerDeps:
-    queue: Any  # JobQueue
-    runs: Any  # PgRuns
-    runner: Any  # LangGraphRunner
-    broker: Any  # EventBroker
+    queue: JobQueue
+    runs: RunClaims
+    runner: GraphRunner
+    broker: EventBroker
     registry: RunRegistry
     owner: str  # this instance's claim identity
     lease_s: float
@@ -86,7 +94,7 @@ async def _execute(deps: WorkerDeps, run_id: str, limiter: trio.CapacityLimiter,
 async def _run_claimed(deps: WorkerDeps, claimed: ClaimedRun) -> None:
     await deps.broker.reset(claimed.run_id)
     producer = deps.broker.producer(claimed.run_id)
-    result: tuple[Outcome, Any, dict[str, Any]] | None = None
+    result: tuple[Outcome, object, Json] | None = None
     timed_out = False
     try:
         with deps.registry.open(claimed.run_id) as entry:

@@ -12,16 +12,20 @@ published.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
-from langgraph.types import Command, Send
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command, Send, StateSnapshot
 
 from aegra.adapters import aio
 from aegra.adapters.auth import User
 from aegra.adapters.langgraph.fenced import FencedOut, FencedSaver, fence
+from aegra.adapters.langgraph.graphs import GraphRegistry
+from aegra.adapters.langgraph.introspect import Graph
 from aegra.adapters.langgraph.serde import encode, to_json
 from aegra.adapters.langgraph.streams import Messages, chunks
-from aegra.domain.ports import ClaimedRun, Outcome
+from aegra.domain.ports import ClaimedRun, Outcome, Producer
 from aegra.domain.runs import STREAM_MODES
 
 
@@ -77,8 +81,8 @@ def _command(raw: dict[str, Any]) -> Command[Any]:
     return Command(**kwargs)
 
 
-async def _drive(graph: Any, claimed: ClaimedRun, config: dict[str, Any], producer: Any,
-                 owner: str) -> Outcome:
+async def _drive(graph: Graph, claimed: ClaimedRun, config: dict[str, Any],
+                 producer: Producer, owner: str) -> Outcome:
     p = claimed.params
     # Every checkpoint write carries the claim. With LangGraph's default durability its
     # loop does not wait for the writes, so neither does the saver: they are settled
@@ -106,8 +110,8 @@ async def _drive(graph: Any, claimed: ClaimedRun, config: dict[str, Any], produc
     return outcome
 
 
-async def _stream(graph: Any, claimed: ClaimedRun, config: dict[str, Any], producer: Any
-                  ) -> Outcome:
+async def _stream(graph: Graph, claimed: ClaimedRun, config: dict[str, Any],
+                  producer: Producer) -> Outcome:
     p = claimed.params
     emit = producer.emit
     emit("metadata", encode({"run_id": claimed.run_id, "attempt": claimed.attempt}))
@@ -182,12 +186,16 @@ def _fenced(exc: BaseException) -> bool:
     return False
 
 
-def _started(state: Any, claimed: ClaimedRun) -> bool:
+def _rc(config: dict[str, Any]) -> RunnableConfig:
+    return cast(RunnableConfig, config)
+
+
+def _started(state: StateSnapshot, claimed: ClaimedRun) -> bool:
     """Did an earlier attempt of this run already write checkpoints?"""
     return bool(state and state.metadata and state.metadata.get("run_id") == claimed.run_id)
 
 
-def _complete(state: Any) -> bool:
+def _complete(state: StateSnapshot) -> bool:
     """Does this checkpoint show the graph finished? Only when no task is left at all.
 
     ``state.next`` is not enough: it omits tasks whose writes were already saved, so it is
@@ -198,7 +206,7 @@ def _complete(state: Any) -> bool:
     return not state.next and not state.tasks
 
 
-async def _resume_point(graph: Any, claimed: ClaimedRun, config: dict[str, Any]
+async def _resume_point(graph: Graph, claimed: ClaimedRun, config: dict[str, Any]
                         ) -> tuple[Outcome | None, bool]:
     """For a retried run: (outcome if its graph already finished, whether it had started).
 
@@ -207,7 +215,7 @@ async def _resume_point(graph: Any, claimed: ClaimedRun, config: dict[str, Any]
     """
     latest = {**config, "configurable": {
         k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}}
-    state = await graph.aget_state(latest)
+    state = await graph.aget_state(_rc(latest))
     if not _started(state, claimed):
         return None, False
     config["configurable"].pop("checkpoint_id", None)
@@ -216,22 +224,24 @@ async def _resume_point(graph: Any, claimed: ClaimedRun, config: dict[str, Any]
     return None, True
 
 
-async def _thread_view(graph: Any, config: dict[str, Any]) -> tuple[Any, dict[str, Any], bool]:
+async def _thread_view(graph: Graph, config: dict[str, Any]
+                       ) -> tuple[object, dict[str, Any], bool]:
     """Latest values and pending interrupts by task id, for the thread row."""
     latest = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
-    state = await graph.aget_state(latest)
+    state = await graph.aget_state(_rc(latest))
     interrupts = {t.id: to_json(list(t.interrupts)) for t in state.tasks if t.interrupts}
     return to_json(state.values), interrupts, bool(state.next)
 
 
-async def _finished(graph: Any, config: dict[str, Any], run_id: str) -> tuple[bool, Any]:
+async def _finished(graph: Graph, config: dict[str, Any], run_id: str
+                    ) -> tuple[bool, object]:
     """Did this run's graph finish (for a run whose retries are exhausted)?
 
     Also true when the last step's tasks all finished and saved their writes but the
     final checkpoint was not written (a crash right after the last node, with
     ``durability="async"``), provided none of those writes would start another task:
     that work is complete and must not be failed for lack of retries."""
-    state = await graph.aget_state(config)
+    state = await graph.aget_state(_rc(config))
     meta = state.metadata or {}
     if meta.get("run_id") != run_id or state.next:
         return False, None
@@ -240,30 +250,32 @@ async def _finished(graph: Any, config: dict[str, Any], run_id: str) -> tuple[bo
     return True, to_json(state.values)
 
 
-async def _only_final_writes(graph: Any, state: Any) -> bool:
+async def _only_final_writes(graph: Graph, state: StateSnapshot) -> bool:
     """Every pending task finished, and none of their saved writes triggers a node."""
     if any(t.error or t.interrupts for t in state.tasks):
         return False
-    saved = await graph.checkpointer.aget_tuple(state.config)
+    # The registry always attaches the server's saver to a graph it opens.
+    saver = cast(BaseCheckpointSaver[Any], graph.checkpointer)
+    saved = await saver.aget_tuple(state.config)
     triggers = {ch for node in graph.nodes.values() for ch in node.triggers}
     triggers.add("__pregel_tasks")  # Send()
     return not any(channel in triggers for _task, channel, _value in
-                   (saved.pending_writes if saved is not None else ()))
+                   ((saved.pending_writes or ()) if saved is not None else ()))
 
 
 class LangGraphRunner:
     """Trio-side GraphRunner over the graph registry (``open(graph_id, config)``)."""
 
-    def __init__(self, graphs: Any, owner: str = "") -> None:
+    def __init__(self, graphs: GraphRegistry, owner: str = "") -> None:
         self.graphs = graphs
         self.owner = owner  # this instance's claim identity, for checkpoint fencing
 
-    async def execute(self, claimed: ClaimedRun, producer: Any
-                      ) -> tuple[Outcome, Any, dict[str, Any]]:
+    async def execute(self, claimed: ClaimedRun, producer: Producer
+                      ) -> tuple[Outcome, object, dict[str, Any]]:
         """Run it; returns (outcome, thread values, thread interrupts by task)."""
         config = run_config(claimed)
 
-        async def _all(graph: Any) -> tuple[Outcome, Any, dict[str, Any]]:
+        async def _all(graph: Graph) -> tuple[Outcome, object, dict[str, Any]]:
             outcome = await _drive(graph, claimed, config, producer, self.owner)
             values: Any = None
             interrupts: dict[str, Any] = {}
@@ -287,13 +299,13 @@ class LangGraphRunner:
             return await aio.call_to_the_end(_all, graph)
 
     async def thread_view(self, graph_id: str, thread_id: str
-                          ) -> tuple[Any, dict[str, Any], bool]:
+                          ) -> tuple[object, dict[str, Any], bool]:
         config = {"configurable": {"thread_id": thread_id}}
         async with self.graphs.open(graph_id, config) as graph:
             return await aio.call(_thread_view, graph, config)
 
     async def finished(self, graph_id: str | None, thread_id: str, run_id: str
-                       ) -> tuple[bool, Any]:
+                       ) -> tuple[bool, object]:
         """(True, output) when this run's last checkpoint shows its graph completed."""
         if graph_id is None or graph_id not in self.graphs:
             return False, None

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any
 
 import trio
 
-from aegra.domain.ports import StreamEvent
+from aegra.domain.ports import Producer, RunResult, StreamEvent
 from aegra.domain.replay import dropped_notice
 from aegra.domain.runs import sse_frame
 
@@ -36,7 +34,7 @@ class _Log:
         self.subscribers: set[MemorySubscription] = set()
         self.done = False
         self.done_event = trio.Event()
-        self.result: Any = None
+        self.result: RunResult | None = None
         self.expires: float | None = None
 
 
@@ -59,13 +57,19 @@ class MemorySubscription:
         self._log.subscribers.discard(self)
         self._send.close()
 
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        # The channel itself, not an async generator: ``sse.run_events`` times out each
-        # wait for the next event to send keepalives, and a cancelled wait inside a
-        # generator's frame finishes the generator, which ended every stream quiet for
+    def __aiter__(self) -> MemorySubscription:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        # The channel's own ``__anext__``, not an async generator: ``sse.run_events`` times
+        # out each wait for the next event to send keepalives, and a cancelled wait inside
+        # a generator's frame finishes the generator, which ended every stream quiet for
         # longer than the keepalive interval without its `end` (and cancelled the run of
         # an on_disconnect=cancel stream). A cancelled ``receive`` loses nothing.
-        return self._recv
+        return await self._recv.__anext__()
+
+    def receive_nowait(self) -> StreamEvent:
+        return self._recv.receive_nowait()
 
     async def aclose(self) -> None:
         self._close()
@@ -145,13 +149,25 @@ class MemoryBroker:
 
     healthy = True  # nothing to lose: the in-memory broker is always reachable
 
-    async def drain(self, producer: Any) -> None:
+    async def open(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """Nothing to disconnect."""
+
+    async def touch(self, run_ids: list[str]) -> None:
+        """Nothing to keep alive: a live run's buffer never expires here."""
+
+    async def drain(self, producer: Producer) -> None:
         """Wait until everything a producer emitted is published (nothing to wait for)."""
 
     async def has(self, run_id: str) -> bool:
-        return run_id in self._logs
+        """Whether the run published anything or ended, as Redis answers: a log made only
+        by a subscriber or a waiter does not count."""
+        log = self._logs.get(run_id)
+        return log is not None and (log.done or bool(log.events) or log.dropped > 0)
 
-    async def finish(self, run_id: str, result: Any,
+    async def finish(self, run_id: str, result: RunResult,
                      final: tuple[tuple[str, bytes], ...] = ()) -> None:
         """Append ``final`` events, mark the run done with its result; subscribers end."""
         for name, data in final:
@@ -172,13 +188,13 @@ class MemoryBroker:
             log.done_event = trio.Event()
             log.expires = None
 
-    async def result(self, run_id: str) -> tuple[bool, Any]:
+    async def result(self, run_id: str) -> tuple[bool, RunResult | None]:
         log = self._logs.get(run_id)
         if log is None or not log.done:
             return False, None
         return True, log.result
 
-    async def wait_done(self, run_id: str) -> Any:
+    async def wait_done(self, run_id: str) -> RunResult | None:
         log = self._log(run_id)
         await log.done_event.wait()
         return log.result

@@ -38,7 +38,7 @@ class MemoryRunStore:
     def __init__(self) -> None:
         self.runs: dict[str, MemRun] = {}
 
-    def add(self, run_id: str, thread_id: str = "t", **params: Any) -> MemRun:
+    def add(self, run_id: str, thread_id: str = "t", **params: object) -> MemRun:
         run = self.runs[run_id] = MemRun(run_id, thread_id, params or {"graph_id": "g"})
         return run
 
@@ -67,8 +67,8 @@ class MemoryRunStore:
             return None
         return run
 
-    async def finish(self, claimed: ClaimedRun, owner: str, outcome: Outcome, values: Any,
-                     interrupts: dict[str, Any]) -> tuple[bool, str | None]:
+    async def finish(self, claimed: ClaimedRun, owner: str, outcome: Outcome,
+                     values: object, interrupts: dict[str, Any]) -> tuple[bool, str | None]:
         run = self._owns(claimed, owner)
         if run is None:
             return False, None
@@ -98,6 +98,11 @@ class MemoryRunStore:
                 kept[run_id] = run.cancel_action
         return kept
 
+    async def cancel_requests(self, owner: str) -> list[tuple[str, str]]:
+        return [(r.run_id, r.cancel_action) for r in self.runs.values()
+                if r.claimed_by == owner and r.status == "running"
+                and r.cancel_action is not None]
+
     def _expired(self, run: MemRun) -> bool:
         return run.status == "running" and (
             run.lease_expires_at is None or run.lease_expires_at < trio.current_time())
@@ -120,7 +125,7 @@ class MemoryRunStore:
                 stuck.append(run.run_id)
         return ReapResult(requeue=requeue, exhausted=exhausted, stuck=stuck)
 
-    async def settle(self, expired: Expired, values: Any, message: str | None) -> bool:
+    async def settle(self, expired: Expired, values: object, message: str | None) -> bool:
         run = self.runs.get(expired.run_id)
         if run is None or not self._expired(run):
             return False

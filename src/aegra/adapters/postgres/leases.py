@@ -7,8 +7,6 @@ run is written), so a reaper and a late worker can never both win.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
 from aegra.adapters.postgres.pool import PgPool
@@ -45,8 +43,8 @@ async def _reap(conn: asyncpg.Connection, max_retries: int, stuck_s: float) -> R
         stuck=[r["run_id"] for r in stuck])
 
 
-async def _settle(conn: asyncpg.Connection, run: Expired, values: Any, message: str | None
-                  ) -> bool:
+async def _settle(conn: asyncpg.Connection, run: Expired, values: object,
+                  message: str | None) -> bool:
     """Finalize an exhausted run: success with its output, or error; release the thread."""
     status = "success" if message is None else "error"
     error = None if message is None else {"error": "RetriesExhausted", "message": message}
@@ -101,5 +99,5 @@ class PgLeases:
     async def reap(self, max_retries: int, stuck_pending_s: float) -> ReapResult:
         return await self.pg.run(_reap, max_retries, stuck_pending_s)
 
-    async def settle(self, run: Expired, values: Any, message: str | None) -> bool:
+    async def settle(self, run: Expired, values: object, message: str | None) -> bool:
         return await self.pg.run(_settle, run, values, message)

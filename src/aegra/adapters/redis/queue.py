@@ -71,6 +71,9 @@ class RedisQueue:
             log.info("redis.queue_restored")
         self.redis_up = True
         if item is None:
+            # The only cancel point of an idle worker: without it a cancelled get waited
+            # for the next PostgreSQL poll (up to poll_s) before it noticed.
+            await trio.lowlevel.checkpoint()
             return None
         raw = item[1]
         run_id = raw.decode() if isinstance(raw, bytes) else raw
