@@ -13,7 +13,7 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 
 class TargetError(Exception):
@@ -31,7 +31,7 @@ def split(spec: str) -> tuple[str, str]:
     return target, attr
 
 
-def load(spec: str, root: Path) -> Any:
+def load(spec: str, root: Path) -> object:
     """Import ``spec`` and return its attribute; errors become one-line ``TargetError``s."""
     target, attr = split(spec)
     try:
@@ -47,7 +47,7 @@ def load(spec: str, root: Path) -> Any:
         raise TargetError(f"{target} has no attribute {attr!r}") from None
 
 
-def _load_file(target: str, root: Path) -> Any:
+def _load_file(target: str, root: Path) -> ModuleType:
     path = (root / target).resolve()
     if not path.is_file():
         raise TargetError(f"file {path} not found")
@@ -58,7 +58,7 @@ def _load_file(target: str, root: Path) -> Any:
         raise TargetError(str(exc)) from None
 
 
-def exec_file(path: Path | str, name: str) -> Any:
+def exec_file(path: Path | str, name: str) -> ModuleType:
     """Import a file as module ``name`` (once): the one loader for user files."""
     if name in sys.modules:
         return sys.modules[name]

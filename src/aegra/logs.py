@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -24,7 +25,8 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 class Logger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Keyword arguments become structured fields."""
 
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]
+                ) -> tuple[object, MutableMapping[str, Any]]:
         exc_info = kwargs.pop("exc_info", None)
         stack_info = kwargs.pop("stack_info", False)
         fields = {k: v for k, v in kwargs.items()}

@@ -163,7 +163,7 @@ _TOKEN = re.compile(r"\*|[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s?#]+$", re.IGNORECASE)
 
 
-def _convert(key: str, value: Any, cls: type[_T], src: str) -> _T:
+def _convert(key: str, value: object, cls: type[_T], src: str) -> _T:
     """``msgspec.convert`` whose error is one line naming the dotted key and its value."""
     try:
         return msgspec.convert(value, cls)
@@ -187,7 +187,7 @@ def _convert(key: str, value: Any, cls: type[_T], src: str) -> _T:
 
 
 def _check_cors(cors: CorsCfg, src: str) -> None:
-    def bad(key: str, value: Any, why: str) -> ConfigError:
+    def bad(key: str, value: object, why: str) -> ConfigError:
         return ConfigError(f"config error: http.cors.{key} = {value!r} ({src}): {why}")
 
     for origin in cors.allow_origins or ():
@@ -211,7 +211,7 @@ def _check_cors(cors: CorsCfg, src: str) -> None:
         raise bad("max_age", cors.max_age, "must be >= 0")
 
 
-def _graph(graph_id: str, value: Any, root: Path, src: str) -> GraphSpec:
+def _graph(graph_id: str, value: object, root: Path, src: str) -> GraphSpec:
     description = None
     if isinstance(value, dict):
         description = value.get("description")
@@ -237,7 +237,7 @@ def _graph(graph_id: str, value: Any, root: Path, src: str) -> GraphSpec:
     )
 
 
-def _env(value: Any, root: Path, src: str) -> dict[str, str]:
+def _env(value: object, root: Path, src: str) -> dict[str, str]:
     if value is None:
         return {}
     if isinstance(value, dict):

@@ -11,13 +11,14 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
 import trio
 import trio_asyncio  # must be imported before psycopg_pool (DESIGN §2 import-order trap)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @asynccontextmanager
@@ -31,7 +32,7 @@ async def open_loop() -> AsyncIterator[None]:
         yield
 
 
-def _same_thread_callbacks_stay_local(loop: Any) -> None:
+def _same_thread_callbacks_stay_local(loop: Any) -> None:  # noqa: ANN401  trio_asyncio's untyped loop
     """``call_soon_threadsafe`` from the loop's own thread becomes ``call_soon``.
 
     trio-asyncio implements it with ``TrioToken.run_sync_soon``: a write to trio's wakeup
@@ -45,7 +46,8 @@ def _same_thread_callbacks_stay_local(loop: Any) -> None:
     owner = threading.get_ident()
     threadsafe = loop.call_soon_threadsafe
 
-    def call_soon_threadsafe(callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call_soon_threadsafe(callback: Callable[..., object], *args: object, **kwargs: object
+                             ) -> object:
         if threading.get_ident() == owner:
             return loop.call_soon(callback, *args, **kwargs)
         return threadsafe(callback, *args, **kwargs)
@@ -53,7 +55,7 @@ def _same_thread_callbacks_stay_local(loop: Any) -> None:
     loop.call_soon_threadsafe = call_soon_threadsafe
 
 
-def _log_loop_error(loop: Any, context: dict[str, Any]) -> None:
+def _log_loop_error(loop: object, context: dict[str, Any]) -> None:
     from aegra.logs import get_logger
 
     exc = context.get("exception")
@@ -67,7 +69,7 @@ def aio(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return trio_asyncio.aio_as_trio(fn)  # type: ignore[no-any-return]
 
 
-async def call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+async def call(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run one asyncio coroutine function from Trio."""
     return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)  # type: ignore[no-any-return]
 
@@ -77,7 +79,7 @@ def trio_as_aio(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return trio_asyncio.trio_as_aio(fn)  # type: ignore[no-any-return]
 
 
-async def call_to_the_end(fn: Callable[..., Awaitable[T]], *args: Any,
+async def call_to_the_end(fn: Callable[[*Ts], Awaitable[T]], *args: *Ts,
                           recancel_s: float = 1.0, limit_s: float = 30.0) -> T:
     """Like ``call``, for work that must stop when its Trio scope is cancelled (a run).
 

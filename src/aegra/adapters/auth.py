@@ -16,14 +16,14 @@ the bridge loop; a sync ``authenticate`` runs in a worker thread.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any
 from urllib.parse import parse_qsl
 
 import trio
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
-from langgraph_sdk.auth.types import AuthContext, StudioUser
+from langgraph_sdk.auth.types import AuthContext, Handler, StudioUser
 
 from aegra import imports, logs
 from aegra.adapters import aio
@@ -127,34 +127,34 @@ class User:
     def permissions(self) -> list[str]:
         return list(self._data.get("permissions") or [])
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         try:
             return self.__dict__["_data"][name]
         except KeyError:
             raise AttributeError(name) from None
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> object:
         return self._data[key]
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: object = None) -> object:
         return self._data.get(key, default)
 
-    def keys(self) -> Any:
+    def keys(self) -> KeysView[str]:
         return self._data.keys()
 
-    def items(self) -> Any:
+    def items(self) -> ItemsView[str, Any]:
         return self._data.items()
 
-    def values(self) -> Any:
+    def values(self) -> ValuesView[Any]:
         return self._data.values()
 
     def dict(self) -> dict[str, Any]:
@@ -164,7 +164,7 @@ class User:
         return f"User({self._data!r})"
 
 
-def caller_from(response: Any) -> Caller:
+def caller_from(response: object) -> Caller:
     """Every return shape of ``authenticate`` (spec/auth.md item 5) as a Caller."""
     if isinstance(response, tuple):
         if len(response) != 2:
@@ -205,7 +205,7 @@ class SdkAuth:
         self._fn: Callable[..., Any] = fn
         self._async = inspect.iscoroutinefunction(fn)
         self.wants = frozenset(inspect.signature(fn).parameters) & SUPPORTED
-        self._handlers: dict[tuple[str, str], Any] = {}
+        self._handlers: dict[tuple[str, str], Handler | None] = {}
 
     @property
     def wants_body(self) -> bool:
@@ -218,8 +218,8 @@ class SdkAuth:
         return [f"{r}.{a}" for r, actions in RESOURCES.items() for a in actions
                 if self._handler(r, a) is None]
 
-    async def authenticate(self, scope: Mapping[str, Any], *, body: Any = None,
-                           request: Any = None, path_params: dict[str, str] | None = None
+    async def authenticate(self, scope: Mapping[str, Any], *, body: object = None,
+                           request: object = None, path_params: dict[str, str] | None = None
                            ) -> Caller:
         headers = {bytes(k).lower(): bytes(v) for k, v in scope.get("headers") or ()}
         if self.studio and headers.get(b"x-auth-scheme") == b"langsmith":
@@ -239,8 +239,8 @@ class SdkAuth:
             raise AuthFailed(status, str(exc.detail), exc.headers) from None
         return caller_from(response)
 
-    def _arguments(self, scope: Mapping[str, Any], headers: dict[bytes, bytes], body: Any,
-                   request: Any, path_params: dict[str, str] | None) -> dict[str, Any]:
+    def _arguments(self, scope: Mapping[str, Any], headers: dict[bytes, bytes], body: object,
+                   request: object, path_params: dict[str, str] | None) -> dict[str, Any]:
         wants = self.wants
         values: dict[str, Any] = {}
         if "authorization" in wants:
@@ -269,7 +269,7 @@ class SdkAuth:
             values["request"] = request
         return values
 
-    def _handler(self, resource: str, action: str) -> Any:
+    def _handler(self, resource: str, action: str) -> Handler | None:
         key = (resource, action)
         if key not in self._handlers:
             found = None

@@ -14,10 +14,12 @@ itself does.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import msgspec
 import trio
+from hypercorn.typing import Framework
 from quart import Quart
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect, WebsocketMismatch
@@ -32,9 +34,13 @@ from aegra.project import Project
 log = get_logger("aegra.http")
 
 Message = dict[str, Any]
+# ASGI with plain dicts (hypercorn's TypedDict scopes and events are these dicts).
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
 
 
-def load_user_app(project: Project) -> Any | None:
+def load_user_app(project: Project) -> ASGIApp | None:
     """Import ``http.app``; any failure is a one-line ConfigError naming key and value."""
     spec = project.http.app
     if not spec:
@@ -47,10 +53,11 @@ def load_user_app(project: Project) -> Any | None:
     if not callable(app):
         raise ConfigError(f"config error: http.app = {spec!r} ({project.source or 'aegra.json'})"
                           f": {type(app).__name__} is not an ASGI application")
-    return app
+    return cast(ASGIApp, app)  # callable: taken at its word until it is called
 
 
-def mount(ours: Quart, user: Any | None, authenticator: Authenticator | None = None) -> Any:
+def mount(ours: Quart, user: ASGIApp | None, authenticator: Authenticator | None = None
+          ) -> Framework:
     """The ASGI app to serve: ours alone, or ours beside the user's. With an
     ``authenticator`` (``http.enable_custom_route_auth``) the user's routes are
     authenticated too."""
@@ -58,10 +65,10 @@ def mount(ours: Quart, user: Any | None, authenticator: Authenticator | None = N
         return ours
     ours.extensions["openapi_extra_paths"], ours.extensions["openapi_extra_schemas"] = (
         _user_openapi(user))
-    return MountedApp(ours, user, authenticator)
+    return cast(Framework, MountedApp(ours, user, authenticator))  # see Receive, Send
 
 
-def _user_openapi(user: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _user_openapi(user: ASGIApp) -> tuple[dict[str, Any], dict[str, Any]]:
     build = getattr(user, "openapi", None)
     if not callable(build):
         return {}, {}
@@ -82,13 +89,13 @@ class _Credentials:
 
 
 class MountedApp:
-    def __init__(self, ours: Quart, user: Any, authenticator: Authenticator | None = None
+    def __init__(self, ours: Quart, user: ASGIApp, authenticator: Authenticator | None = None
                  ) -> None:
         self.ours = ours
         self.user = user
         self.authenticator = authenticator
 
-    async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -101,7 +108,7 @@ class MountedApp:
         else:
             await self.ours(scope, receive, send)  # type: ignore[arg-type]
 
-    async def _authenticated(self, scope: Message, send: Any) -> Message:
+    async def _authenticated(self, scope: Message, send: Send) -> Message:
         """The scope with ``user`` and ``auth`` set, or {} once a 401/403 was sent."""
         assert self.authenticator is not None
         try:
@@ -136,8 +143,8 @@ class MountedApp:
             return False
         return True
 
-    async def _lifespan(self, scope: Message, receive: Any, send: Any) -> None:
-        peers = [_Peer("aegra", self.ours), _Peer("http.app", self.user)]
+    async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
+        peers = [_Peer("aegra", cast(ASGIApp, self.ours)), _Peer("http.app", self.user)]
         async with trio.open_nursery() as nursery:
             for peer in peers:
                 nursery.start_soon(peer.run, scope)
@@ -166,7 +173,7 @@ class _Peer:
     """One app's side of the lifespan protocol, fed through memory channels (capacity 1:
     the protocol is strictly request/reply, so at most one message is ever in flight)."""
 
-    def __init__(self, name: str, app: Any) -> None:
+    def __init__(self, name: str, app: ASGIApp) -> None:
         self.name = name
         self.app = app
         self._to_app, self._app_inbox = trio.open_memory_channel[Message](1)

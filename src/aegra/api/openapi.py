@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import msgspec
 from quart import Quart
@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 
-def documented(*, body: Any = None, response: Any = None, tag: str | None = None,
+def documented(*, body: object = None, response: object = None, tag: str | None = None,
                status: int = 200) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         fn.__aegra_doc__ = {"body": body, "response": response, "tag": tag,  # type: ignore[attr-defined]
@@ -78,14 +78,14 @@ def build(app: Quart, title: str, version: str,
     }
 
 
-def _name(tp: Any) -> str:
+def _name(tp: object) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _ref(tp: Any) -> dict[str, Any]:
+def _ref(tp: object) -> dict[str, Any]:
     origin = getattr(tp, "__origin__", None)
     if origin is list:
-        return {"type": "array", "items": _ref(tp.__args__[0])}
+        return {"type": "array", "items": _ref(get_args(tp)[0])}
     return {"$ref": f"#/components/schemas/{_name(tp)}"}
 
 

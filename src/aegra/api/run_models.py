@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from quart import request
@@ -69,7 +69,10 @@ def query_int(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def iso(value: Any) -> Any:
+T = TypeVar("T")
+
+
+def iso(value: T) -> T | str:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

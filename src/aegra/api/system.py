@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from quart import Blueprint, Response, current_app
@@ -14,6 +14,12 @@ from aegra.api.wire import json
 from aegra.domain.errors import DomainError
 
 bp = Blueprint("system", __name__)
+
+
+class Probe(Protocol):
+    """A component /health checks (the PostgreSQL pool, LangGraph's pool, Redis)."""
+
+    async def ping(self) -> None: ...
 
 
 @bp.get("/")
@@ -56,7 +62,8 @@ async def info() -> Response:
     })
 
 
-async def _check(name: str, probe: Any, timeout_s: float = 3.0) -> tuple[str, str | None]:
+async def _check(name: str, probe: Probe | None, timeout_s: float = 3.0
+                 ) -> tuple[str, str | None]:
     if probe is None:
         return name, "not configured"
     try:
@@ -76,7 +83,7 @@ async def health() -> Response:
         checks.append(("redis", d.redis))
     results: dict[str, str | None] = {}
 
-    async def one(name: str, probe: Any) -> None:
+    async def one(name: str, probe: Probe | None) -> None:
         key, err = await _check(name, probe)
         results[key] = err
 

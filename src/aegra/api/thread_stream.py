@@ -12,18 +12,20 @@ the thread: a thread the caller may not see is NotFound.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import cast
 
 import trio
 from quart import Blueprint, Response, request
 
 from aegra.api.auth import caller
-from aegra.api.deps import deps, services
+from aegra.api.deps import Deps, deps, services
 from aegra.api.sse import KEEPALIVE, run_events, sse_response
 from aegra.api.wire import query_list
 from aegra.domain.errors import Invalid
 from aegra.domain.runs import parse_event_id
+from aegra.services.container import Services
 
 bp = Blueprint("thread_stream", __name__)
 POLL_S = 0.25
@@ -51,10 +53,10 @@ async def join_thread_stream(thread_id: str) -> Response:
     return sse_response(body, {"Location": f"/threads/{thread_id}/stream"})
 
 
-async def _follow(d: Any, thread_id: str, modes: set[str] | None, resume_run: str | None,
-                  resume_seq: int, since: Any, *, idle_s: float) -> AsyncIterator[bytes]:
+async def _follow(d: Deps, thread_id: str, modes: set[str] | None, resume_run: str | None,
+                  resume_seq: int, since: datetime, *, idle_s: float) -> AsyncIterator[bytes]:
     # ``d`` is passed in: the body runs after the handler returned, outside the app context.
-    service = d.services.runs
+    service = cast(Services, d.services).runs  # wired: the handler got here through it
     keepalive = d.config.http.keepalive_interval_s
     after_created = None
     followed = False

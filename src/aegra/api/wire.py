@@ -21,11 +21,11 @@ _FIELD = re.compile(r" - at `\$((?:\.[^`\[]+|\[\d+\])*)`")
 MAX_DEPTH = 64
 
 
-def encode(value: Any) -> bytes:
+def encode(value: object) -> bytes:
     return _encoder.encode(value)
 
 
-def json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(encode(value), status=status, headers=headers,
                     content_type="application/json")
 
@@ -43,7 +43,7 @@ def field_of(message: str) -> str | None:
     return path or None
 
 
-def _depth(value: Any, limit: int = MAX_DEPTH) -> bool:
+def _depth(value: object, limit: int = MAX_DEPTH) -> bool:
     """True when nesting stays within ``limit`` (iterative: no recursion on hostile input)."""
     stack = [(value, 1)]
     while stack:
@@ -57,7 +57,7 @@ def _depth(value: Any, limit: int = MAX_DEPTH) -> bool:
     return True
 
 
-def strip_nul(value: Any) -> Any:
+def strip_nul(value: object) -> object:
     """Drop NUL characters from every string and key: PostgreSQL text and JSONB cannot
     hold them (DESIGN §6). Recursion is bounded: callers check the depth first."""
     if isinstance(value, str):

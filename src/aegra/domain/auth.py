@@ -71,7 +71,7 @@ def user_dict(identity: str, permissions: tuple[str, ...], extra: dict[str, Any]
     return out
 
 
-def _plain(value: Any) -> bool:
+def _plain(value: object) -> bool:
     try:
         msgspec.json.encode(value)
     except (TypeError, msgspec.EncodeError):
@@ -79,7 +79,7 @@ def _plain(value: Any) -> bool:
     return True
 
 
-def check_filter(value: Any, depth: int = 0) -> Filter:
+def check_filter(value: object, depth: int = 0) -> Filter:
     """The filter if the server can apply it; FilterError otherwise."""
     if not isinstance(value, dict):
         raise FilterError(f"authorization filter must be an object, got {type(value).__name__}")

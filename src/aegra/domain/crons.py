@@ -26,7 +26,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -255,7 +255,10 @@ class Fired(msgspec.Struct, kw_only=True):
     next_due_s: float | None = None  # seconds until the earliest enabled cron is due
 
 
-def _iso(value: Any) -> Any:
+T = TypeVar("T")
+
+
+def _iso(value: T) -> T | str:
     return value.astimezone(UTC).isoformat() if isinstance(value, dt.datetime) else value
 
 

@@ -8,6 +8,7 @@ only here; the server-owned keys a client sends are dropped (spec/auth.md item 1
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aegra.domain.auth import strip_reserved, with_identity
@@ -15,7 +16,7 @@ from aegra.domain.errors import Invalid
 from aegra.domain.runs import STREAM_MODES
 
 
-def stream_modes(value: Any) -> list[str]:
+def stream_modes(value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return ["values"]
     modes = [value] if isinstance(value, str) else list(value)

@@ -46,7 +46,7 @@ class Unsatisfiable(Exception):
     """Two filters that no item can pass together: the search is empty without asking."""
 
 
-def namespace(labels: Any, field: str, *, allow_empty: bool = False) -> Namespace:
+def namespace(labels: object, field: str, *, allow_empty: bool = False) -> Namespace:
     """Validate a namespace given as a list (or tuple) of labels."""
     if not isinstance(labels, list | tuple):
         raise Invalid(f"'{field}' must be a list of strings", field=field)
@@ -62,7 +62,7 @@ def namespace(labels: Any, field: str, *, allow_empty: bool = False) -> Namespac
     return tuple(labels)
 
 
-def optional_namespace(labels: Any, field: str) -> Namespace | None:
+def optional_namespace(labels: object, field: str) -> Namespace | None:
     """list_namespaces' prefix/suffix: absent or empty means no condition."""
     return namespace(labels, field) if labels else None
 
@@ -73,19 +73,19 @@ def dotted_namespace(text: str) -> Namespace:
     return namespace(labels, "namespace", allow_empty=True)
 
 
-def key(value: Any, field: str = "key") -> str:
+def key(value: object, field: str = "key") -> str:
     if not isinstance(value, str) or not value:
         raise Invalid(f"'{field}' is required and must be a non-empty string", field=field)
     return value
 
 
-def value(data: Any) -> dict[str, Any]:
+def value(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Invalid("'value' must be an object", field="value")
     return data
 
 
-def index(spec: Any) -> list[str] | bool | None:
+def index(spec: object) -> list[str] | bool | None:
     """``None`` (the store's defaults), ``False`` (not indexed) or field paths."""
     if spec is None or spec is False:
         return None if spec is None else False
@@ -94,7 +94,7 @@ def index(spec: Any) -> list[str] | bool | None:
     raise Invalid("'index' must be false or a list of field paths", field="index")
 
 
-def ttl(minutes: Any) -> float | None:
+def ttl(minutes: object) -> float | None:
     if minutes is None:
         return None
     if (isinstance(minutes, bool) or not isinstance(minutes, int | float)
@@ -104,7 +104,7 @@ def ttl(minutes: Any) -> float | None:
     return float(minutes)
 
 
-def max_depth(depth: Any) -> int | None:
+def max_depth(depth: object) -> int | None:
     if depth is None:
         return None
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
@@ -113,7 +113,7 @@ def max_depth(depth: Any) -> int | None:
     return depth
 
 
-def search_filter(flt: Any) -> dict[str, Any] | None:
+def search_filter(flt: object) -> dict[str, Any] | None:
     """``{field: value | {$op: value}}``; an unknown operator is a 422, not a crash later."""
     if not flt:
         return None
@@ -131,7 +131,7 @@ def search_filter(flt: Any) -> dict[str, Any] | None:
     return flt
 
 
-def page(limit: Any, offset: Any, *, max_limit: int = MAX_SEARCH_LIMIT) -> tuple[int, int]:
+def page(limit: object, offset: object, *, max_limit: int = MAX_SEARCH_LIMIT) -> tuple[int, int]:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
         raise Invalid(f"'limit' must be an integer from 1 to {max_limit}, got {limit!r}",
                       field="limit")
@@ -182,7 +182,7 @@ def _equalities(auth: Filter) -> list[tuple[str, Any]]:
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: object, b: object) -> bool:
     """Equal as JSON values: ``True`` and ``1`` differ there, unlike in Python. Numbers
     of different types count as different; at worst that returns nothing, never more."""
     return type(a) is type(b) and bool(a == b)

@@ -112,7 +112,7 @@ def check_extract(extract: Mapping[str, str], reserved: Collection[str]) -> list
     return roots
 
 
-def extract(thread: Json, path: str) -> Any:
+def extract(thread: Json, path: str) -> object:
     """The value at ``path`` (``values.messages[-1].content``) or None."""
     current: Any = thread
     for key, index in (m.groups() for m in _PATH.finditer(path)):

@@ -192,7 +192,7 @@ class ThreadService:
                                             subgraphs=subgraphs)
         return found or empty_state(thread_id, conf["checkpoint_ns"])
 
-    async def update_state(self, caller: Caller, thread_id: str, *, values: Any,
+    async def update_state(self, caller: Caller, thread_id: str, *, values: object,
                            as_node: str | None, checkpoint: Json | None = None,
                            checkpoint_id: str | None = None) -> Json:
         """Write state as if ``as_node`` had run (``checkpoint`` wins over the deprecated

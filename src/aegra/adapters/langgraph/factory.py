@@ -14,11 +14,12 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, get_args, get_origin
 
 import trio
 from langchain_core.runnables.config import RunnableConfig, ensure_config
+from langgraph.store.base import BaseStore
 from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
 from aegra.adapters import aio
@@ -30,7 +31,7 @@ _LOCALNS = {"ServerRuntime": ServerRuntime, "RunnableConfig": RunnableConfig,
 Kwargs = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def _is_runtime(annotation: Any) -> bool:
+def _is_runtime(annotation: object) -> bool:
     if annotation is inspect.Parameter.empty:
         return False
     if annotation is ServerRuntime:
@@ -75,7 +76,8 @@ def factory_config(config: dict[str, Any] | None) -> dict[str, Any]:
     return dict(ensure_config(config))  # type: ignore[arg-type]
 
 
-def server_runtime(access: str, store: Any, context: Any = None) -> Any:
+def server_runtime(access: str, store: BaseStore | None, context: object = None
+                   ) -> ServerRuntime[Any]:
     """What the platform passes as ``ServerRuntime``: ``context`` only when executing."""
     if access == "threads.create_run":
         return _ExecutionRuntime(access_context=access, user=None, store=store,  # type: ignore[arg-type]
@@ -83,7 +85,7 @@ def server_runtime(access: str, store: Any, context: Any = None) -> Any:
     return _ReadRuntime(access_context=access, user=None, store=store)  # type: ignore[arg-type]
 
 
-async def call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+async def call(fn: Callable[..., object], kwargs: dict[str, Any]) -> object:
     """Call a factory; ``async def`` ones run on the asyncio loop."""
     if inspect.iscoroutinefunction(fn):
         return await aio.call(fn, **kwargs)
@@ -91,7 +93,7 @@ async def call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
 
 
 @asynccontextmanager
-async def materialize(value: Any) -> AsyncIterator[Any]:
+async def materialize(value: object) -> AsyncIterator[Any]:
     """The object a factory's return value stands for, for as long as it is valid."""
     if hasattr(value, "__aenter__") and hasattr(value, "__aexit__"):
         async with hold(value) as inner:
@@ -100,7 +102,7 @@ async def materialize(value: Any) -> AsyncIterator[Any]:
         with value as inner:
             yield inner
     elif inspect.iscoroutine(value):
-        async def _await() -> Any:
+        async def _await() -> object:
             return await value
         yield await aio.call(_await)
     else:
@@ -114,7 +116,7 @@ def _single_leaf(exc: BaseException) -> BaseException:
 
 
 @asynccontextmanager
-async def hold(cm: Any) -> AsyncIterator[Any]:
+async def hold(cm: AbstractAsyncContextManager[object]) -> AsyncIterator[Any]:
     """Enter an asyncio context manager and keep its asyncio task alive until we exit.
 
     The nursery here is an implementation detail, so a single error (from the factory or
@@ -123,7 +125,7 @@ async def hold(cm: Any) -> AsyncIterator[Any]:
     release = trio.Event()
 
     async def runner(*, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        async def hand_over(value: Any) -> None:  # Trio side, called from the asyncio task
+        async def hand_over(value: object) -> None:  # Trio side, called from the asyncio task
             task_status.started(value)
             await release.wait()
 

@@ -29,14 +29,18 @@ The rest is about cost; what is written is LangGraph's:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import _ainternal
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg.abc import Params, QueryNoTemplate
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
@@ -56,8 +60,9 @@ _FENCE_SQL = (
     "AND attempt = %s AND status = 'running' FOR SHARE) AS claim"
 )
 
-# (executemany?, query, params) as the base class would have sent it.
-Statement = tuple[bool, Any, Any]
+# (executemany?, query, params) as the base class would have sent it: params is Params
+# (or None) for execute, a list of Params for executemany.
+Statement = tuple[bool, QueryNoTemplate, Any]
 
 
 class FencedOut(Exception):
@@ -70,10 +75,10 @@ class _Recorder:
     def __init__(self) -> None:
         self.statements: list[Statement] = []
 
-    async def execute(self, query: Any, params: Any = None) -> None:
+    async def execute(self, query: QueryNoTemplate, params: Params | None = None) -> None:
         self.statements.append((False, query, params))
 
-    async def executemany(self, query: Any, params_seq: Any) -> None:
+    async def executemany(self, query: QueryNoTemplate, params_seq: Iterable[Params]) -> None:
         self.statements.append((True, query, list(params_seq)))
 
 
@@ -92,21 +97,25 @@ class _Group:
 
 
 class FencedSaver(AsyncPostgresSaver):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, conn: _ainternal.Conn, pipe: psycopg.AsyncPipeline | None = None,
+                 serde: SerializerProtocol | None = None) -> None:
+        super().__init__(conn, pipe, serde)
         self._groups: dict[Fence, _Group] = {}
 
-    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+    async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
+                   metadata: CheckpointMetadata, new_versions: ChannelVersions
+                   ) -> RunnableConfig:
         token = _GROUPED.set(True)
         try:
-            return await super().aput(*args, **kwargs)
+            return await super().aput(config, checkpoint, metadata, new_versions)
         finally:
             _GROUPED.reset(token)
 
-    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
+                          task_id: str, task_path: str = "") -> None:
         token = _GROUPED.set(True)
         try:
-            await super().aput_writes(*args, **kwargs)
+            await super().aput_writes(config, writes, task_id, task_path)
         finally:
             _GROUPED.reset(token)
 

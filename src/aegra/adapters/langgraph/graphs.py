@@ -19,10 +19,13 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 
 from aegra.adapters import aio
 from aegra.adapters.langgraph import factory, introspect
@@ -75,7 +78,7 @@ def _module_name(path: str) -> str:
     return f"aegra_graph_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:10]}"
 
 
-def _import(spec: GraphSpec) -> Any:
+def _import(spec: GraphSpec) -> ModuleType:
     if not spec.is_file:
         return importlib.import_module(spec.target)
     return exec_file(spec.target, _module_name(spec.target))
@@ -101,8 +104,8 @@ def _entry(spec: GraphSpec) -> _Entry:
 class GraphRegistry:
     def __init__(self, entries: dict[str, _Entry]) -> None:
         self._entries = entries
-        self._checkpointer: Any = None
-        self._store: Any = None
+        self._checkpointer: BaseCheckpointSaver[Any] | None = None
+        self._store: BaseStore | None = None
         self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     @classmethod
@@ -119,12 +122,13 @@ class GraphRegistry:
                                      exc) from exc
         return cls(entries)
 
-    def bind(self, checkpointer: Any, store: Any) -> None:
+    def bind(self, checkpointer: BaseCheckpointSaver[Any] | None, store: BaseStore | None
+             ) -> None:
         self._checkpointer = checkpointer
         self._store = store
 
     @property
-    def checkpointer(self) -> Any:
+    def checkpointer(self) -> BaseCheckpointSaver[Any] | None:
         return self._checkpointer
 
     async def delete_checkpoints(self, thread_ids: list[str]) -> None:
@@ -160,7 +164,7 @@ class GraphRegistry:
         name = getattr(graph, "name", None)
         return name if name and name != _DEFAULT_NAME else graph_id
 
-    def _attach(self, graph: Any, graph_id: str) -> Graph:
+    def _attach(self, graph: object, graph_id: str) -> Graph:
         if isinstance(graph, StateGraph):
             graph = graph.compile()
         if not isinstance(graph, Pregel):
@@ -172,7 +176,7 @@ class GraphRegistry:
         return graph.copy(update=update)
 
     def open(self, graph_id: str, config: dict[str, Any] | None = None, *,
-             access: str = "assistants.read", context: Any = None,
+             access: str = "assistants.read", context: object = None,
              ) -> AbstractAsyncContextManager[Graph]:
         """The graph with the server's checkpointer and store; NotFound for unknown ids.
 
@@ -184,7 +188,7 @@ class GraphRegistry:
 
     @asynccontextmanager
     async def _open(self, entry: _Entry, config: dict[str, Any] | None, access: str,
-                    context: Any) -> AsyncIterator[Graph]:
+                    context: object) -> AsyncIterator[Graph]:
         if entry.graph is not None:
             yield self._attach(entry.graph, entry.graph_id)
             return

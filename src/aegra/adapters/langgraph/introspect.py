@@ -9,6 +9,7 @@ is synchronous CPU work on the graph object; no I/O, so no bridge crossing.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from langchain_core.runnables.utils import create_model  # type: ignore[attr-defined]
@@ -61,7 +62,8 @@ def _state_schema(graph: Graph) -> dict[str, Any]:
     return schema
 
 
-def _attempt(what: str, graph: Graph, fn: Any) -> Any:
+def _attempt(what: str, graph: Graph, fn: Callable[[], dict[str, Any] | None]
+             ) -> dict[str, Any] | None:
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001  see module docstring: null, not a 500

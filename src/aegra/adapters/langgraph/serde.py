@@ -23,7 +23,7 @@ from pydantic import BaseModel
 _PRIMITIVE = (str, int, float, bool, type(None))
 
 
-def to_json(obj: Any) -> Any:
+def to_json(obj: object) -> Any:  # noqa: ANN401  any JSON value: callers know what they passed
     if isinstance(obj, _PRIMITIVE):
         return obj
     if isinstance(obj, Mapping):
@@ -58,7 +58,7 @@ def to_json(obj: Any) -> Any:
     return str(obj)
 
 
-def _enc_hook(obj: Any) -> Any:
+def _enc_hook(obj: object) -> object:
     if isinstance(obj, BaseMessage | BaseModel):
         return obj.model_dump()
     if isinstance(obj, set | frozenset):
@@ -69,7 +69,7 @@ def _enc_hook(obj: Any) -> Any:
 _encoder: msgspec.json.Encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
-def encode(obj: Any) -> bytes:
+def encode(obj: object) -> bytes:
     """JSON bytes straight from LangGraph objects: msgspec walks the data natively and
     calls back only for the types it does not know (messages, pydantic models)."""
     return _encoder.encode(obj)

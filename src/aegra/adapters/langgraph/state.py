@@ -29,7 +29,7 @@ Graph = Pregel[Any, Any, Any, Any]
 
 # -- StateSnapshot -> ThreadState -------------------------------------------------------
 
-def checkpoint_ref(config: Any) -> Json | None:
+def checkpoint_ref(config: RunnableConfig | None) -> Json | None:
     """A RunnableConfig as a Checkpoint object; None when it names no checkpoint."""
     conf = (config or {}).get("configurable") or {}
     if not conf.get("thread_id") or not conf.get("checkpoint_id"):
@@ -51,7 +51,7 @@ def interrupt_json(item: Interrupt) -> Json:
     return out
 
 
-def _error(err: Any) -> Any:
+def _error(err: object) -> object:
     # The platform's serializer turns exceptions into {error, message}; keep that shape.
     if isinstance(err, BaseException):
         return {"error": type(err).__name__, "message": str(err)}
@@ -136,7 +136,7 @@ async def ahistory(graph: Graph, config: Json, limit: int, before: str | None,
         _rc(config), filter=metadata or None, before=before_config, limit=limit)]
 
 
-async def aupdate_state(graph: Graph, config: Json, values: Any,
+async def aupdate_state(graph: Graph, config: Json, values: object,
                         as_node: str | None) -> tuple[Json, Json]:
     """(new checkpoint's configurable, thread-row summary) in one crossing."""
     new_config = await graph.aupdate_state(_rc(config), values, as_node=as_node)
@@ -235,7 +235,7 @@ async def history(graph: Graph, config: Json, limit: int, before: str | None,
         raise _refused(exc) from exc
 
 
-async def update_state(graph: Graph, config: Json, values: Any,
+async def update_state(graph: Graph, config: Json, values: object,
                        as_node: str | None) -> tuple[Json, Json]:
     try:
         return await call(aupdate_state, graph, config, values, as_node)

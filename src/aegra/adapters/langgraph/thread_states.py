@@ -8,7 +8,9 @@ through ``aegra.adapters.langgraph.state``, which maps LangGraph's refusals to 4
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from aegra.adapters.langgraph import state
 from aegra.adapters.langgraph.graphs import GraphRegistry
@@ -20,9 +22,10 @@ class LangGraphThreadStates:
     def __init__(self, graphs: GraphRegistry) -> None:
         self.graphs = graphs
 
-    def _saver(self) -> Any:
-        # Bound by boot after the pool opens; read per call, never cached earlier.
-        return self.graphs.checkpointer
+    def _saver(self) -> AsyncPostgresSaver:
+        # Bound by boot after the pool opens; read per call, never cached earlier. The
+        # checkpoint-table operations below need LangGraph's PostgreSQL saver.
+        return cast(AsyncPostgresSaver, self.graphs.checkpointer)
 
     async def get_state(self, graph_id: str, config: Json, *, open_config: Json,
                         subgraphs: bool) -> Json | None:
@@ -30,7 +33,7 @@ class LangGraphThreadStates:
             return await state.get_state(graph, config, subgraphs)
 
     async def update_state(self, graph_id: str, config: Json, *, open_config: Json,
-                           values: Any, as_node: str | None) -> tuple[Json, Json]:
+                           values: object, as_node: str | None) -> tuple[Json, Json]:
         async with self.graphs.open(graph_id, open_config, access="threads.update") as graph:
             return await state.update_state(graph, config, values, as_node)
 

@@ -41,7 +41,7 @@ def _out(row: dict[str, Any], columns: Sequence[str]) -> Row:
             copy.deepcopy(row[k]) for k in columns}
 
 
-def contains(have: Any, want: Any) -> bool:
+def contains(have: object, want: object) -> bool:
     """PostgreSQL's ``jsonb @> jsonb``: objects by key, arrays by element, else equal."""
     if isinstance(want, dict):
         return isinstance(have, dict) and all(

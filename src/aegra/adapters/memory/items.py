@@ -106,12 +106,12 @@ def _passes(flt: dict[str, Any] | None, value: dict[str, Any]) -> bool:
     return True
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """``value->>'field'``: strings bare, everything else as JSON text."""
     return value if isinstance(value, str) else msgspec.json.encode(value).decode()
 
 
-def _json_eq(a: Any, b: Any) -> bool:
+def _json_eq(a: object, b: object) -> bool:
     """jsonb equality: numbers by value, booleans apart from numbers, objects by keys."""
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b

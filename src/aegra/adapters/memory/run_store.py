@@ -257,13 +257,14 @@ class MemoryRuns:
         thread = self.threads.rows.get(thread_id)
         return thread is not None and matches(where, thread["metadata"])
 
-    async def stream_start(self, thread_id: str, *, where: Filter | None = None) -> Any:
+    async def stream_start(self, thread_id: str, *, where: Filter | None = None
+                           ) -> dt.datetime:
         if not await self.thread_visible(thread_id, where=where):
             raise NotFound(f"Thread {thread_id} not found")
         return self.clock.now()
 
-    async def next_runs(self, thread_id: str, after_created: Any, since: Any
-                        ) -> list[dict[str, Any]]:
+    async def next_runs(self, thread_id: str, after_created: dt.datetime | None,
+                        since: dt.datetime) -> list[dict[str, Any]]:
         return [{"run_id": r.row["run_id"], "created_at": r.row["created_at"],
                  "status": r.row["status"]}
                 for r in self._of_thread(thread_id)
@@ -299,7 +300,7 @@ class MemoryRuns:
             self._free_thread(thread_id)
         return cancelled
 
-    async def refresh_thread(self, thread_id: str, values: Any, interrupts: dict[str, Any],
+    async def refresh_thread(self, thread_id: str, values: object, interrupts: dict[str, Any],
                              paused: bool) -> None:
         thread = self.threads.rows.get(thread_id)
         if thread is None or thread["status"] == "busy":
@@ -358,7 +359,7 @@ class MemoryRuns:
         return run
 
     async def finish(self, claimed: ClaimedRun, owner: str, outcome: Outcome,
-                     thread_values: Any, thread_interrupts: dict[str, Any]
+                     thread_values: object, thread_interrupts: dict[str, Any]
                      ) -> tuple[bool, str | None]:
         """Fenced by owner and attempt: ``(written, the thread's next pending run)``."""
         run = self._owned(claimed, owner)

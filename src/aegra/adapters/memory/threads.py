@@ -113,7 +113,7 @@ class MemoryThreads:
         self.rows[new_id] = row
         return _out(row)
 
-    async def set_state(self, thread_id: str, values: Any, interrupts: Json, has_next: bool,
+    async def set_state(self, thread_id: str, values: object, interrupts: Json, has_next: bool,
                         *, where: Filter | None = None) -> None:
         row = self._visible(thread_id, where)
         if row is None:

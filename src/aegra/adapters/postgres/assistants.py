@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -51,7 +51,10 @@ def _and(flt: Filter | None, column: str, args: list[Any]) -> str:
     return f"AND {sql_where(flt, column, args)}" if flt else ""
 
 
-def _iso(value: Any) -> Any:
+T = TypeVar("T")
+
+
+def _iso(value: T) -> T | str:
     return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
 
 

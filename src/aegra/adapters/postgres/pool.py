@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 import asyncpg
 import msgspec
@@ -18,11 +18,12 @@ from aegra.adapters.aio import aio
 from aegra.domain.errors import StoreUnavailable
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 _encoder = msgspec.json.Encoder()
 _NUL = "\\u0000"
 
 
-def _strip_nul(value: Any) -> Any:
+def _strip_nul(value: object) -> object:
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):
@@ -32,7 +33,7 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
-def encode_json(value: Any) -> str:
+def encode_json(value: object) -> str:
     """JSONB text; PostgreSQL rejects NUL in jsonb strings, so NULs are dropped (DESIGN §6)."""
     text = _encoder.encode(value).decode()
     if _NUL in text:
@@ -112,7 +113,8 @@ class PgPool:
                 pool.terminate()
         await _close()
 
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def run(self, fn: Callable[[asyncpg.Connection, *Ts], Awaitable[T]], *args: *Ts
+                  ) -> T:
         """Run ``fn(conn, *args)`` (an asyncio coroutine function) on one pooled connection."""
         pool = self.raw
 
@@ -125,23 +127,23 @@ class PgPool:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
 
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async def fetch(self, sql: str, *args: object) -> list[dict[str, Any]]:
         async def _q(conn: asyncpg.Connection) -> list[dict[str, Any]]:
             return [dict(r) for r in await conn.fetch(sql, *args)]
         return await self.run(_q)
 
-    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+    async def fetchrow(self, sql: str, *args: object) -> dict[str, Any] | None:
         async def _q(conn: asyncpg.Connection) -> dict[str, Any] | None:
             row = await conn.fetchrow(sql, *args)
             return dict(row) if row is not None else None
         return await self.run(_q)
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        async def _q(conn: asyncpg.Connection) -> Any:
+    async def fetchval(self, sql: str, *args: object) -> Any:  # noqa: ANN401  the SQL's column type
+        async def _q(conn: asyncpg.Connection) -> Any:  # noqa: ANN401  as fetchval
             return await conn.fetchval(sql, *args)
         return await self.run(_q)
 
-    async def execute(self, sql: str, *args: Any) -> str:
+    async def execute(self, sql: str, *args: object) -> str:
         async def _q(conn: asyncpg.Connection) -> str:
             return await conn.execute(sql, *args)  # type: ignore[no-any-return]
         return await self.run(_q)

@@ -12,7 +12,7 @@ compiled into the statement itself; without one the statement is the unfiltered 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -33,7 +33,10 @@ ACTIVE_RUN = ("EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id "
               "AND r.status IN ('pending', 'running'))")
 
 
-def _iso(value: Any) -> Any:
+T = TypeVar("T")
+
+
+def _iso(value: T) -> T | str:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat()
     return value
@@ -192,7 +195,7 @@ class PgThreads:
             raise NotFound(f"Thread with ID {source_id} not found")
         return to_thread(row)
 
-    async def set_state(self, thread_id: str, values: Any, interrupts: dict[str, Any],
+    async def set_state(self, thread_id: str, values: object, interrupts: dict[str, Any],
                         has_next: bool, *, where: Filter | None = None) -> None:
         """Refresh the cached state after a state write and recompute status (spec §3.2:
         pending next nodes -> interrupted; a queued or running run keeps it busy)."""

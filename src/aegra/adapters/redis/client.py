@@ -110,13 +110,13 @@ def mapped(op: str, *, asyncio_side: bool = False) -> Iterator[None]:
 
 
 def fell_back(op: str, exc: StoreUnavailable, *, event: str = "redis.fallback",
-              **context: Any) -> None:  # Any: log fields, forwarded as keywords
+              **context: Any) -> None:  # noqa: ANN401  log fields, forwarded to logging as keywords
     """Log that ``op`` applied its documented fallback (KeyError if it has none)."""
     log.warning(event, op=op, error=exc.message, fallback=FALLBACKS[op], **context)
 
 
 async def best_effort(op: str, fn: Callable[[], Awaitable[T]], default: T,
-                      **context: Any) -> T:  # Any: log fields, forwarded as keywords
+                      **context: Any) -> T:  # noqa: ANN401  log fields, forwarded as keywords
     """Trio side: await ``fn()`` (asyncio calls wrapped with ``aio``); when Redis is
     unavailable, log the fallback and return ``default``."""
     if op not in FALLBACKS:  # fail even while Redis is up: every fallback is documented
