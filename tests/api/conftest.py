@@ -209,7 +209,7 @@ async def build_api(owner_auth: bool = False) -> Api:
         assistant_id=SYSTEM_ASSISTANT, graph_id="agent", name="agent", description=None,
         config={}, context={}, metadata=dict(SYSTEM_METADATA)))
     deps = Deps(config=cfg, project=empty(Path(".")), board=Board(ready=True),
-                registry=registry, version="test", graphs=graphs, services=services,
+                registry=registry, version="test", services=services,
                 authenticator=authenticator)
     return Api(client=create_app(deps).test_client(), services=services, threads=threads,
                assistants=assistants, runs=runs, crons=crons, items=items, queue=queue,

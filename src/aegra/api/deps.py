@@ -8,7 +8,7 @@ from typing import Any
 from quart import current_app
 
 from aegra.config import Config
-from aegra.domain.ports import Authenticator
+from aegra.domain.ports import Authenticator, Probe
 from aegra.project import Project
 from aegra.runtime.board import Board
 from aegra.runtime.registry import RunRegistry
@@ -23,10 +23,9 @@ class Deps:
     registry: RunRegistry
     version: str
     # Probed by /health and /ready only; handlers reach storage through ``services``.
-    pg: Any = None  # PgPool: Any keeps api free of adapter imports
-    langgraph: Any = None  # LangGraphPersistence
-    redis: Any = None  # RedisClient | None
-    graphs: Any = None  # GraphRegistry
+    pg: Probe | None = None  # the PostgreSQL pool
+    langgraph: Probe | None = None  # LangGraph's checkpointer pool
+    redis: Probe | None = None  # Redis, when the broker uses it
     features: dict[str, Any] = field(default_factory=dict)
     services: Services | None = None
     authenticator: Authenticator | None = None  # None: AUTH_TYPE=noop

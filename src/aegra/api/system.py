@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 from quart import Blueprint, Response, current_app
@@ -12,14 +12,9 @@ from aegra.api.deps import deps
 from aegra.api.errors import error_body
 from aegra.api.wire import json
 from aegra.domain.errors import DomainError
+from aegra.domain.ports import Probe
 
 bp = Blueprint("system", __name__)
-
-
-class Probe(Protocol):
-    """A component /health checks (the PostgreSQL pool, LangGraph's pool, Redis)."""
-
-    async def ping(self) -> None: ...
 
 
 @bp.get("/")

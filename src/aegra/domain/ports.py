@@ -227,6 +227,12 @@ class GraphRunner(Protocol):
         ...
 
 
+class Probe(Protocol):
+    """A component ``/health`` and ``/ready`` check (PostgreSQL, LangGraph's pool, Redis)."""
+
+    async def ping(self) -> None: ...
+
+
 class Authorizer(Protocol):
     """The ``@auth.on`` handlers: allow (None), a filter to apply inside the query, or
     raise (Forbidden / AuthFailed). ``value`` is mutable: a handler may stamp metadata or

@@ -139,8 +139,7 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                 redis = RedisClient(cfg.redis.url)
                 await redis.open()
             deps = Deps(config=cfg, project=project, board=board, registry=registry,
-                        version=__version__, pg=pg, langgraph=lg, redis=redis,
-                        graphs=graphs)
+                        version=__version__, pg=pg, langgraph=lg, redis=redis)
             deps.features["store_semantic_search"] = store_opts.semantic
             deps.authenticator = sdk_auth
             app = mount(create_app(deps, metrics), user_app,

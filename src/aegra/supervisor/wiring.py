@@ -7,11 +7,14 @@ their ports. One small builder per service, so each reads alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from aegra.adapters.langgraph.graphs import GraphRegistry
+from aegra.adapters.langgraph.persistence import LangGraphPersistence
+from aegra.adapters.langgraph.store import PgItemStore
 from aegra.adapters.langgraph.thread_states import LangGraphThreadStates
 from aegra.adapters.postgres.assistants import PgAssistants
 from aegra.adapters.postgres.crons import PgCrons
+from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.threads import PgThreads
 from aegra.config import Config
 from aegra.domain.ports import Authorizer
@@ -31,12 +34,12 @@ class Parts:
 
     cfg: Config
     project: Project
-    pg: Any  # PgPool
-    langgraph: Any  # LangGraphPersistence
-    graphs: Any  # GraphRegistry
+    pg: PgPool
+    langgraph: LangGraphPersistence
+    graphs: GraphRegistry
     runtime: RunRuntime
     auth: Authorizer
-    item_store: Any  # PgItemStore | None
+    item_store: PgItemStore | None
 
 
 def build(parts: Parts) -> Services:
