@@ -65,9 +65,12 @@ def test_auth_path_alone_turns_auth_on(tmp_path, start_server, database_url) -> 
     write_project(tmp_path, auth={"path": AUTH_PATH, "openapi": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "security": [{"bearer": []}]}})
-    server = start_server(base_env(database_url))
+    server = start_server(base_env(database_url), args=["--host", "0.0.0.0"])
     with httpx.Client(base_url=server.url) as http:
         assert http.post("/threads", json={}).status_code == 401
         doc = http.get("/openapi.json").json()
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert doc["security"] == [{"bearer": []}]
+    # Listening on every interface with auth on: no "unauthenticated" warning.
+    assert "server.unauthenticated" not in server.logs()
+    assert "auth.loaded" in server.logs()

@@ -116,7 +116,8 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
         # SystemExit carries the one line to stderr and exits 1 (cli re-raises it as is).
         raise SystemExit(f"aegra: {exc}") from None
     deliver_webhook = _webhook_deliverer(project)
-    exposed = exposed_without_auth(cfg)
+    # Auth may be on through aegra.json's auth.path alone (AUTH_TYPE left at noop).
+    exposed = exposed_without_auth(cfg) if sdk_auth is None else None
     if exposed is not None:
         log.warning("server.unauthenticated", detail=exposed)
     notifier = Notifier()
