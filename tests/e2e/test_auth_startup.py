@@ -74,3 +74,23 @@ def test_auth_path_alone_turns_auth_on(tmp_path, start_server, database_url) -> 
     # Listening on every interface with auth on: no "unauthenticated" warning.
     assert "server.unauthenticated" not in server.logs()
     assert "auth.loaded" in server.logs()
+
+
+def test_authenticate_sees_the_request_and_the_handler_still_reads_the_body(
+        tmp_path, start_server, database_url) -> None:
+    write_project(tmp_path, auth={"path": f"{APPS / 'auth_body.py'}:auth"})
+    server = start_server(base_env(database_url, AUTH_TYPE="custom"))
+    me = {"x-user": "erin"}
+    with httpx.Client(base_url=server.url, headers=me) as http:
+        made = http.post("/threads", json={"metadata": {"k": 1}})
+        assert made.status_code == 200 and made.json()["metadata"] == {"k": 1}
+        refused = http.post("/threads", json={"metadata": {"forbidden": True}})
+        assert (refused.status_code, refused.json()["detail"]) == (403, "the body says no")
+        tid = made.json()["thread_id"]
+        assert http.get(f"/threads/{tid}").status_code == 200
+        assert http.get(f"/threads/{tid}", params={"deny": "1"}).status_code == 403
+        blocked = http.get("/threads/00000000-0000-0000-0000-000000000001")
+        assert (blocked.status_code, blocked.json()["detail"]) == (403, "the path says no")
+    assert httpx.get(f"{server.url}/threads/{tid}").status_code == 401
+    count = httpx.post(f"{server.url}/threads/count", json={}, headers=me).json()
+    assert count == 1  # the refused create wrote nothing
