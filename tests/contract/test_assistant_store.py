@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from aegra.adapters import aio
 from aegra.adapters.memory.assistants import MemoryAssistants
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.assistants import PgAssistants
@@ -27,6 +26,7 @@ from aegra.domain.assistants import (
     ThreadCascade,
 )
 from aegra.domain.errors import NotFound
+from tests.contract.support import pg_pool
 
 GRAPHS = ["agent", "other"]
 ALICE = {"owner": "alice"}
@@ -89,13 +89,8 @@ def backend(request: pytest.FixtureRequest) -> Any:
         if dsn is None:
             yield MemoryHarness()
             return
-        async with aio.open_loop():
-            pool = PgPool(dsn, min_size=1, max_size=2)
-            await pool.open()
-            try:
-                yield PgHarness(pool)
-            finally:
-                await pool.close()
+        async with pg_pool(dsn) as pool:
+            yield PgHarness(pool)
 
     return open_backend
 

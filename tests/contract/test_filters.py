@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from aegra.adapters import aio
 from aegra.adapters.postgres import filters, migrate
-from aegra.adapters.postgres.pool import PgPool
 from aegra.domain.auth import FilterError, check_filter, matches
+from tests.contract.support import pg_pool
 
 ROWS: list[dict[str, Any]] = [
     {}, {"owner": "alice"}, {"owner": "bob"}, {"owner": "alice", "team": "red"},
@@ -49,28 +48,23 @@ def test_bad_filters_are_refused() -> None:
 
 async def test_sql_and_python_agree(database_url: str) -> None:
     migrate.ensure_migrated(database_url)
-    async with aio.open_loop():
-        pool = PgPool(database_url, min_size=1, max_size=2)
-        await pool.open()
-        try:
-            for flt in FILTERS:
-                args: list[Any] = []
-                predicate = filters.where(check_filter(flt), "m.metadata", args)
-                n = len(args)
-                sql = (f"SELECT i FROM unnest(${n + 1}::jsonb[]) WITH ORDINALITY "
-                       f"AS m(metadata, i) WHERE {predicate} ORDER BY i")
-                rows = await pool.fetch(sql, *args, ROWS)
-                in_sql = [int(r["i"]) - 1 for r in rows]
-                in_python = [i for i, row in enumerate(ROWS) if matches(flt, row)]
-                assert in_sql == in_python, (flt, in_sql, in_python)
-            # Every filter selects something and leaves something out (the table is
-            # rich enough to tell a broken operator from a working one).
-            picked = [any(matches(f, r) for r in ROWS) for f in FILTERS]
-            assert all(picked)
-            assert all(not all(matches(f, r) for r in ROWS) for f in FILTERS
-                       if f != {"tags": {"$contains": []}})
-        finally:
-            await pool.close()
+    async with pg_pool(database_url) as pool:
+        for flt in FILTERS:
+            args: list[Any] = []
+            predicate = filters.where(check_filter(flt), "m.metadata", args)
+            n = len(args)
+            sql = (f"SELECT i FROM unnest(${n + 1}::jsonb[]) WITH ORDINALITY "
+                   f"AS m(metadata, i) WHERE {predicate} ORDER BY i")
+            rows = await pool.fetch(sql, *args, ROWS)
+            in_sql = [int(r["i"]) - 1 for r in rows]
+            in_python = [i for i, row in enumerate(ROWS) if matches(flt, row)]
+            assert in_sql == in_python, (flt, in_sql, in_python)
+        # Every filter selects something and leaves something out (the table is
+        # rich enough to tell a broken operator from a working one).
+        picked = [any(matches(f, r) for r in ROWS) for f in FILTERS]
+        assert all(picked)
+        assert all(not all(matches(f, r) for r in ROWS) for f in FILTERS
+                   if f != {"tags": {"$contains": []}})
 
 
 def test_no_filter_is_no_predicate() -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from aegra.adapters import aio
 from aegra.adapters.memory.runs import MemoryRunStore
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.pool import PgPool
@@ -23,6 +22,7 @@ from aegra.adapters.postgres.runs import PgRuns
 from aegra.domain.errors import Conflict, NotFound
 from aegra.domain.ports import Outcome
 from aegra.domain.run_rows import NewRun
+from tests.contract.support import pg_pool
 from tests.contract.worlds import (  # noqa: F401  (world_fixture: the fixture "world")
     ALICE,
     BOB,
@@ -348,15 +348,10 @@ def leases(request: pytest.FixtureRequest) -> Any:
         if dsn is None:
             yield LeaseTwin()
             return
-        async with aio.open_loop():
-            pool = PgPool(dsn, min_size=1, max_size=2)
-            await pool.open()
-            try:
-                await pool.execute("INSERT INTO assistant (assistant_id, graph_id, name) "
-                                   "VALUES ('a', 'g', 'g')")
-                yield PgLeases(pool)
-            finally:
-                await pool.close()
+        async with pg_pool(dsn) as pool:
+            await pool.execute("INSERT INTO assistant (assistant_id, graph_id, name) "
+                               "VALUES ('a', 'g', 'g')")
+            yield PgLeases(pool)
     return open_leases
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from aegra.adapters import aio
 from aegra.adapters.langgraph.schema import ensure_langgraph_tables
 from aegra.adapters.memory.threads import MemoryThreads
 from aegra.adapters.postgres import migrate
@@ -21,6 +20,7 @@ from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.threads import PgThreads
 from aegra.domain.errors import Conflict, NotFound
 from aegra.domain.threads import ttl_info
+from tests.contract.support import pg_pool
 
 ALICE = {"owner": "alice"}
 BOB = {"owner": "bob"}
@@ -68,13 +68,8 @@ def backend(request: pytest.FixtureRequest) -> Any:
         if dsn is None:
             yield MemoryHarness()
             return
-        async with aio.open_loop():
-            pool = PgPool(dsn, min_size=1, max_size=2)
-            await pool.open()
-            try:
-                yield PgHarness(pool)
-            finally:
-                await pool.close()
+        async with pg_pool(dsn) as pool:
+            yield PgHarness(pool)
 
     return open_backend
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from aegra.adapters import aio
 from aegra.adapters.langgraph.schema import ensure_langgraph_tables
 from aegra.adapters.memory.assistants import MemoryAssistants
 from aegra.adapters.memory.crons import MemoryCrons
@@ -25,12 +24,12 @@ from aegra.adapters.memory.threads import MemoryThreads
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.assistants import PgAssistants
 from aegra.adapters.postgres.crons import PgCrons
-from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import PgRuns
 from aegra.adapters.postgres.threads import PgThreads
 from aegra.domain.assistants import SYSTEM_METADATA, NewAssistant, default_assistant_id
 from aegra.domain.errors import NotFound
 from aegra.domain.ports import AssistantLookup
+from tests.contract.support import pg_pool
 
 GRAPHS = ["agent", "other"]
 USER_ASSISTANT = "5e0a7d2c-1111-4a2b-9c3d-000000000001"
@@ -96,15 +95,10 @@ def world_fixture(request: pytest.FixtureRequest) -> Any:
             await w.seed()
             yield w
             return
-        async with aio.open_loop():
-            pool = PgPool(dsn, min_size=1, max_size=3)
-            await pool.open()
-            try:
-                w = World(PgThreads(pool), PgAssistants(pool, GRAPHS), PgRuns(pool),
-                          PgCrons(pool, GRAPHS))
-                await w.seed()
-                yield w
-            finally:
-                await pool.close()
+        async with pg_pool(dsn, max_size=3) as pool:
+            w = World(PgThreads(pool), PgAssistants(pool, GRAPHS), PgRuns(pool),
+                      PgCrons(pool, GRAPHS))
+            await w.seed()
+            yield w
 
     return open_world

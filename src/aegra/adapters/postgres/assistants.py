@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from aegra.adapters.langgraph.graphs import GraphRegistry
+from aegra.adapters.postgres.filters import and_where
 from aegra.adapters.postgres.filters import where as sql_where
 from aegra.adapters.postgres.pool import PgPool
 from aegra.domain.assistants import (
@@ -46,9 +47,6 @@ _RETURNING = ", ".join("a." + c for c in COLUMNS)
 SORT_SQL = {"assistant_id": "assistant_id", "graph_id": "lower(graph_id)",
             "name": "lower(name)", "created_at": "created_at", "updated_at": "updated_at"}
 
-def _and(flt: Filter | None, column: str, args: list[Any]) -> str:
-    """`` AND <filter>``, or nothing: without a filter the statement is as it always was."""
-    return f"AND {sql_where(flt, column, args)}" if flt else ""
 
 
 T = TypeVar("T")
@@ -96,7 +94,7 @@ class PgAssistants:
         args: list[Any] = [assistant_id, self.graph_ids]
         row = await self.pg.fetchrow(
             f"SELECT {_SELECT} FROM assistant WHERE assistant_id = $1 AND graph_id = ANY($2) "
-            f"{_and(where, 'metadata', args)}", *args)
+            f"{and_where(where, 'metadata', args)}", *args)
         if row is None:
             raise not_found(assistant_id)
         return to_assistant(row)
@@ -112,7 +110,7 @@ class PgAssistants:
             args: list[Any] = [new.assistant_id]
             existing = await conn.fetchrow(
                 f"SELECT {_SELECT} FROM assistant WHERE assistant_id = $1 "
-                f"{_and(where, 'metadata', args)}", *args)
+                f"{and_where(where, 'metadata', args)}", *args)
             if existing is not None:
                 return dict(existing), False
             if where and await conn.fetchval(
@@ -135,7 +133,7 @@ class PgAssistants:
                 args: list[Any] = [assistant_id]
                 found = await conn.fetchval(
                     "SELECT 1 FROM assistant WHERE assistant_id = $1 "
-                    f"{_and(where, 'metadata', args)} FOR UPDATE", *args)
+                    f"{and_where(where, 'metadata', args)} FOR UPDATE", *args)
                 if found is None:
                     raise not_found(assistant_id)
                 row = await conn.fetchrow(f"""
@@ -157,7 +155,7 @@ class PgAssistants:
         rows = await self.pg.fetch(
             "SELECT r.run_id FROM assistant a LEFT JOIN runs r "
             "ON r.assistant_id = a.assistant_id AND r.status IN ('pending', 'running') "
-            f"WHERE a.assistant_id = $1 {_and(where, 'a.metadata', args)}", *args)
+            f"WHERE a.assistant_id = $1 {and_where(where, 'a.metadata', args)}", *args)
         if not rows:
             raise not_found(assistant_id)
         return [r["run_id"] for r in rows if r["run_id"] is not None]
@@ -174,7 +172,7 @@ class PgAssistants:
                 args: list[Any] = [assistant_id]
                 gone = await conn.fetchval(
                     "DELETE FROM assistant WHERE assistant_id = $1 "
-                    f"{_and(where, 'metadata', args)} RETURNING assistant_id", *args)
+                    f"{and_where(where, 'metadata', args)} RETURNING assistant_id", *args)
                 if gone is None:
                     raise not_found(assistant_id)
                 deleted: list[str] = []
@@ -213,14 +211,14 @@ class PgAssistants:
             rows = await conn.fetch(
                 f"SELECT {_VERSION_SELECT} FROM assistant_versions WHERE assistant_id = $1 "
                 "AND ($2::jsonb IS NULL OR metadata @> $2::jsonb) "
-                f"{_and(where, 'metadata', args)} "
+                f"{and_where(where, 'metadata', args)} "
                 "ORDER BY version DESC LIMIT $3 OFFSET $4", *args)
             if rows and not where:
                 return [dict(r) for r in rows]
             args = [assistant_id]
             if await conn.fetchval(
                     "SELECT 1 FROM assistant WHERE assistant_id = $1 "
-                    f"{_and(where, 'metadata', args)}", *args) is None:
+                    f"{and_where(where, 'metadata', args)}", *args) is None:
                 raise not_found(assistant_id)
             return [dict(r) for r in rows]
         return [to_version(r) for r in await self.pg.run(_q)]
@@ -253,7 +251,7 @@ async def _delete_threads(conn: asyncpg.Connection, assistant_id: str,
         args: list[Any] = [assistant_id, cascade.thread_ids]
         rows = await conn.fetch(
             "DELETE FROM thread WHERE metadata ->> 'assistant_id' = $1 "
-            f"AND thread_id = ANY($2) {_and(cascade.where, 'metadata', args)} "
+            f"AND thread_id = ANY($2) {and_where(cascade.where, 'metadata', args)} "
             "RETURNING thread_id", *args)
     return [r["thread_id"] for r in rows]
 
@@ -267,7 +265,7 @@ async def _patch(pg: PgPool, assistant_id: str, changes: Changes, *,
             args: list[Any] = [assistant_id]
             cur = await conn.fetchrow(
                 f"SELECT {_SELECT} FROM assistant WHERE assistant_id = $1 "
-                f"{_and(where, 'metadata', args)} FOR UPDATE", *args)
+                f"{and_where(where, 'metadata', args)} FOR UPDATE", *args)
             if cur is None:
                 raise not_found(assistant_id)
             new = merged(dict(cur), changes)

@@ -40,6 +40,12 @@ def where(flt: Filter | None, column: str, args: list[Any]) -> str:
     return "(" + " AND ".join(parts) + ")"
 
 
+def and_where(flt: Filter | None, column: str, args: list[Any]) -> str:
+    """`` AND <filter>`` to append to a WHERE clause, or nothing: without a filter the
+    statement stays exactly what it was before auth existed."""
+    return f" AND {where(flt, column, args)}" if flt else ""
+
+
 def thread_where(flt: Filter | None, thread_column: str, args: list[Any]) -> str:
     """For runs and crons: the filter applies to the parent thread's metadata."""
     if not flt:

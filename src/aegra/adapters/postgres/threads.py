@@ -50,11 +50,6 @@ def to_thread(row: dict[str, Any], *, include_ttl: bool = False) -> dict[str, An
     return out
 
 
-def _scoped(flt: Filter | None, args: list[Any], column: str = "t.metadata") -> str:
-    """`` AND <filter>``, or nothing without a filter (the noop statement is unchanged)."""
-    return f" AND {filters.where(flt, column, args)}" if flt else ""
-
-
 def _conditions(metadata: dict[str, Any] | None, values: dict[str, Any] | None,
                 status: str | None, ids: list[str] | None,
                 flt: Filter | None) -> tuple[str, list[Any]]:
@@ -117,7 +112,7 @@ class PgThreads:
             if if_exists != "do_nothing":
                 return None, False
             args: list[Any] = [thread_id]
-            scope = _scoped(where, args)
+            scope = filters.and_where(where, "t.metadata", args)
             row = await conn.fetchrow(
                 f"SELECT * FROM thread t WHERE t.thread_id = $1{scope}", *args)
             return (dict(row) if row is not None else None), False
@@ -129,7 +124,7 @@ class PgThreads:
     async def row(self, thread_id: str, *, where: Filter | None = None) -> dict[str, Any]:
         """The raw row plus ``active_run`` (a pending/running run exists); NotFound if absent."""
         args: list[Any] = [thread_id]
-        scope = _scoped(where, args)
+        scope = filters.and_where(where, "t.metadata", args)
         row = await self.pg.fetchrow(
             f"SELECT t.*, {ACTIVE_RUN} AS active_run FROM thread t "
             f"WHERE t.thread_id = $1{scope}", *args)
@@ -146,7 +141,7 @@ class PgThreads:
                     ) -> dict[str, Any]:
         """Merge ``metadata`` into the existing keys (top level, like the platform)."""
         args: list[Any] = [thread_id, metadata or {}, ttl]
-        scope = _scoped(where, args)
+        scope = filters.and_where(where, "t.metadata", args)
         row = await self.pg.fetchrow(
             "UPDATE thread t SET metadata = t.metadata || $2::jsonb, "
             "ttl = COALESCE($3, t.ttl), updated_at = now() "
@@ -170,7 +165,7 @@ class PgThreads:
     async def existing(self, thread_ids: list[str], *, where: Filter | None = None
                        ) -> list[str]:
         args: list[Any] = [thread_ids]
-        scope = _scoped(where, args)
+        scope = filters.and_where(where, "t.metadata", args)
         rows = await self.pg.fetch(
             f"SELECT thread_id FROM thread t WHERE t.thread_id = ANY($1::text[]){scope}",
             *args)
@@ -185,7 +180,7 @@ class PgThreads:
         if metadata is not None:
             args.append(metadata)
             column = f"${len(args)}::jsonb"
-        scope = _scoped(where, args)
+        scope = filters.and_where(where, "t.metadata", args)
         row = await self.pg.fetchrow(
             "INSERT INTO thread (thread_id, metadata, config, \"values\", interrupts, user_id, "
             f"state_updated_at) SELECT $2, {column}, t.config, t.\"values\", t.interrupts, "
@@ -200,7 +195,7 @@ class PgThreads:
         """Refresh the cached state after a state write and recompute status (spec §3.2:
         pending next nodes -> interrupted; a queued or running run keeps it busy)."""
         args: list[Any] = [thread_id, values, interrupts, has_next]
-        scope = _scoped(where, args)
+        scope = filters.and_where(where, "t.metadata", args)
         await self.pg.execute(
             f"UPDATE thread t SET \"values\" = $2, interrupts = $3, "
             f"status = CASE WHEN {ACTIVE_RUN} THEN 'busy' "
