@@ -15,7 +15,7 @@ from aegra.adapters.langgraph.persistence import LangGraphPersistence
 from aegra.adapters.langgraph.schema import ensure_langgraph_tables
 from aegra.adapters.langgraph.store import PgItemStore
 from aegra.adapters.memory.items import MemoryItems
-from aegra.domain.ports import StoreItems
+from aegra.domain.resource_ports import StoreItems
 from aegra.domain.store import Item, SearchItem
 
 

@@ -28,7 +28,6 @@ from aegra.adapters.redis.broker import RedisBroker, RedisProducer, RedisSubscri
 from aegra.adapters.redis.cancel import RedisCancelBus
 from aegra.adapters.redis.queue import RedisQueue
 from aegra.domain.ports import (
-    ActiveRuns,
     CancelBus,
     EventBroker,
     GraphIds,
@@ -40,6 +39,7 @@ from aegra.domain.ports import (
     RunStore,
     Subscription,
 )
+from aegra.domain.resource_ports import ActiveRuns
 
 
 def _pool() -> PgPool:

@@ -36,7 +36,8 @@ from aegra.domain.assistants import (
 )
 from aegra.domain.auth import Caller, Filter
 from aegra.domain.errors import Conflict, DomainError, NotFound
-from aegra.domain.ports import AssistantStore, Authorizer, GraphCatalog, RunCanceller
+from aegra.domain.ports import Authorizer
+from aegra.domain.resource_ports import AssistantStore, GraphCatalog, RunCanceller
 
 log = logs.get_logger("aegra.assistants")
 RESOURCE = "assistants"

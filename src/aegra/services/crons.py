@@ -31,7 +31,8 @@ from aegra.domain import crons
 from aegra.domain.assistants import as_uuid, is_system
 from aegra.domain.auth import Caller, Filter, strip_reserved, user_dict
 from aegra.domain.errors import Draining, Invalid
-from aegra.domain.ports import Authorizer, CronStore, JobQueue
+from aegra.domain.ports import Authorizer, JobQueue
+from aegra.domain.resource_ports import CronStore
 from aegra.domain.run_rows import Cancelled, Created
 from aegra.domain.runs import new_run_id
 from aegra.services.runs import build_params

@@ -15,7 +15,8 @@ from typing import Any
 
 from aegra.domain import store as rules
 from aegra.domain.auth import Caller
-from aegra.domain.ports import Authorizer, StoreItems
+from aegra.domain.ports import Authorizer
+from aegra.domain.resource_ports import StoreItems
 from aegra.domain.store import Item, Namespace, SearchItem
 
 RESOURCE = "store"

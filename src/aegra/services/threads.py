@@ -23,7 +23,8 @@ import trio
 
 from aegra.domain.auth import Caller, Filter
 from aegra.domain.errors import Conflict, NotFound
-from aegra.domain.ports import ActiveRuns, Authorizer, RunCanceller, ThreadStates, ThreadStore
+from aegra.domain.ports import Authorizer
+from aegra.domain.resource_ports import ActiveRuns, RunCanceller, ThreadStates, ThreadStore
 from aegra.domain.threads import (
     THREAD_FIELDS,
     check_extract,

@@ -38,7 +38,8 @@ from aegra import logs
 from aegra.adapters.postgres.crons import PgCrons
 from aegra.domain import crons
 from aegra.domain.crons import Fired
-from aegra.domain.ports import CronStore, JobQueue
+from aegra.domain.ports import JobQueue
+from aegra.domain.resource_ports import CronStore
 from aegra.services.crons import Settle, after_commit
 from aegra.services.runs import build_params
 from aegra.supervisor.policy import ActorSpec
