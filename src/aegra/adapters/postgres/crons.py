@@ -24,7 +24,7 @@ import asyncpg
 from aegra.adapters.postgres.filters import thread_where as sql_thread_where
 from aegra.adapters.postgres.filters import where as sql_where
 from aegra.adapters.postgres.pool import PgPool
-from aegra.adapters.postgres.runs import create_run, create_stateless_runs
+from aegra.adapters.postgres.run_create import create_run, create_stateless_runs
 from aegra.domain.assistants import canonical_id, not_found
 from aegra.domain.auth import Filter
 from aegra.domain.crons import COLUMNS, SORTABLE, Fired, Firing, NewCron
