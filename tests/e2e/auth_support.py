@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from langgraph_sdk import get_client
 
-from tests.conftest import _with_db
-from tests.e2e.conftest import GRAPHS, ServerProcess, base_env, write_project
+from tests.e2e.conftest import GRAPHS, ServerProcess, write_project
+from tests.e2e.runs_support import module_server
 
 APPS = Path(__file__).parent / "apps"
 AUTH_PATH = f"{APPS / 'auth_owner.py'}:auth"
@@ -27,28 +27,18 @@ def auth_project(workdir: Path, **extra: Any) -> Path:
     return write_project(workdir, graphs, auth={"path": AUTH_PATH}, **extra)
 
 
+def auth_module_server(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory,
+                       **env: str) -> Iterator[ServerProcess]:
+    """One ``AUTH_TYPE=custom`` server with tests/e2e/apps/auth_owner.py for a module."""
+    yield from module_server(pg_admin_dsn, tmp_path_factory,
+                             project={"auth": {"path": AUTH_PATH}}, AUTH_TYPE="custom", **env)
+
+
 @pytest.fixture(scope="module")
 def auth_server(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[ServerProcess]:
     """A server with ``AUTH_TYPE=custom`` and tests/e2e/apps/auth_owner.py."""
-    import uuid
-
-    import psycopg
-
-    name = f"t_auth_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    workdir = tmp_path_factory.mktemp("auth")
-    auth_project(workdir)
-    server = ServerProcess(workdir, base_env(_with_db(pg_admin_dsn, name), AUTH_TYPE="custom",
-                                             CRON_SCHEDULER_TICK_INTERVAL_SECS="1"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from auth_module_server(pg_admin_dsn, tmp_path_factory)
 
 
 @pytest.fixture

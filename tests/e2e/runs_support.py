@@ -24,6 +24,7 @@ from tests.e2e.conftest import GRAPHS, ServerProcess, base_env, write_project
 ALL_GRAPHS = {
     "agent": "echo.py", "slow": "slow.py", "hitl": "hitl.py", "fail": "fail.py",
     "chat": "chat.py", "custom": "custom.py", "sub": "with_subgraph.py",
+    "whoami": "whoami.py",
 }
 
 # Our streams end with an ``end`` event; the platform just closes. Flipped off only when

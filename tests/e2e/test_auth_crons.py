@@ -12,19 +12,16 @@ The module runs its own server (the shared ``auth_server`` fixture, overridden h
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from langgraph_sdk.errors import APIStatusError
 
 from aegra.domain.crons import OWNER_KEY
-from tests.conftest import _with_db
-from tests.e2e.auth_support import TOKENS, as_user, auth_project  # noqa: F401  fixture
-from tests.e2e.conftest import ServerProcess, base_env
+from tests.e2e.auth_support import TOKENS, as_user, auth_module_server  # noqa: F401  fixture
+from tests.e2e.conftest import ServerProcess
 from tests.e2e.runs_support import until
 
 pytestmark = pytest.mark.e2e
@@ -40,21 +37,9 @@ ALICE_SEES = {"user_id": "alice", "identity": "alice", "attr_identity": "alice",
 def auth_server(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[ServerProcess]:
     """tests/e2e/apps/auth_owner.py (alice, bob, admin) with per-second crons allowed."""
-    name = f"t_authcron_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    workdir = tmp_path_factory.mktemp("authcron")
-    auth_project(workdir)
-    server = ServerProcess(workdir, base_env(
-        _with_db(pg_admin_dsn, name), AUTH_TYPE="custom", CRON_ALLOW_SECONDS_SCHEDULE="true",
-        AEGRA__CRON__TICK_INTERVAL_S="0.2"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from auth_module_server(pg_admin_dsn, tmp_path_factory,
+                                  CRON_ALLOW_SECONDS_SCHEDULE="true",
+                                  AEGRA__CRON__TICK_INTERVAL_S="0.2")
 
 
 def http_as(server: ServerProcess, who: str) -> httpx.AsyncClient:
