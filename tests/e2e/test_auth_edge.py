@@ -26,6 +26,9 @@ def test_every_resource_route_needs_credentials(auth_server) -> None:  # noqa: F
             assert response.status_code == 401, (method, path, response.text)
             assert response.json()["detail"] == "missing bearer token"
         assert http.get("/threads/x", headers={"Authorization": "Bearer nope"}).status_code == 401
+        # Studio's header is no credential outside ``aegra dev``.
+        assert http.post("/threads", json={},
+                         headers={"x-auth-scheme": "langsmith"}).status_code == 401
         bad = http.get("/threads/x", headers={"Authorization": "Bearer carol-forbidden-token"})
         assert bad.status_code == 403
         assert http.post("/threads", json={}).headers.get("WWW-Authenticate") == "Bearer"

@@ -94,3 +94,19 @@ def test_authenticate_sees_the_request_and_the_handler_still_reads_the_body(
     assert httpx.get(f"{server.url}/threads/{tid}").status_code == 401
     count = httpx.post(f"{server.url}/threads/count", json={}, headers=me).json()
     assert count == 1  # the refused create wrote nothing
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_studio_requests_pass_only_under_aegra_dev(tmp_path, start_server, database_url,
+                                                   disabled) -> None:
+    """``x-auth-scheme: langsmith`` is Studio's under ``aegra dev`` (as under ``langgraph
+    dev``) unless ``disable_studio_auth``; ``aegra serve`` ignores it (test_auth_edge)."""
+    write_project(tmp_path, auth={"path": AUTH_PATH, "disable_studio_auth": disabled})
+    server = start_server(base_env(database_url, AUTH_TYPE="custom", AEGRA_DEV_MODE="1"))
+    studio = {"x-auth-scheme": "langsmith"}
+    made = httpx.post(f"{server.url}/threads", json={}, headers=studio)
+    if disabled:
+        assert made.status_code == 401
+    else:
+        assert made.status_code == 200  # the owner handler still ran, as Studio's user
+        assert made.json()["metadata"]["owner"] == "langgraph-studio-user"

@@ -2,10 +2,10 @@
 
 With custom auth every request is authenticated before its handler runs, including
 requests for unknown paths and ids (so they answer 401, not 404, without credentials).
-Open: the platform's meta routes and our probes, and CORS preflights (a browser sends no
-credentials on them). The caller is kept on ``g`` and handed explicitly to every service
-call through ``caller()``. With ``AUTH_TYPE=noop`` nothing runs and the caller is
-``ANONYMOUS``.
+Open: the platform's meta routes and our probes. CORS preflights never get here: the
+app answers them in an earlier hook (a browser sends no credentials on them). The
+caller is kept on ``g`` and handed explicitly to every service call through
+``caller()``. With ``AUTH_TYPE=noop`` nothing runs and the caller is ``ANONYMOUS``.
 """
 
 from __future__ import annotations
@@ -29,18 +29,13 @@ def caller() -> Caller:
     return found if found is not None else ANONYMOUS
 
 
-def _preflight() -> bool:
-    return (request.method == "OPTIONS"
-            and "Access-Control-Request-Method" in request.headers)
-
-
 def install(app: Quart, authenticator: Authenticator | None) -> None:
     if authenticator is None:
         return
 
     @app.before_request
     async def _authenticate() -> None:
-        if request.path in OPEN_PATHS or _preflight():
+        if request.path in OPEN_PATHS:
             return
         body = None
         if authenticator.wants_body and request.method in ("POST", "PUT", "PATCH", "DELETE"):
