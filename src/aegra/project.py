@@ -62,13 +62,32 @@ class CorsCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     max_age: int = 600
 
 
-class HttpProjectCfg(msgspec.Struct, frozen=True, kw_only=True):
+class HeaderPatterns(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``http.configurable_headers``/``logging_headers``: case-insensitive glob patterns."""
+    includes: tuple[str, ...] | None = None
+    excludes: tuple[str, ...] | None = None
+
+
+class HttpProjectCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``http`` of ``langgraph.json``: every key the platform documents; others are refused."""
     app: str | None = None
     cors: CorsCfg | None = None
+    disable_assistants: bool = False
+    disable_threads: bool = False
+    disable_runs: bool = False
+    disable_store: bool = False
     disable_meta: bool = False
+    disable_webhooks: bool = False
+    disable_ui: bool = False
+    disable_mcp: bool = False
+    disable_a2a: bool = False
+    mount_prefix: str | None = None
+    configurable_headers: HeaderPatterns | None = None
+    logging_headers: HeaderPatterns | None = None
     # Custom routes are outside auth unless this is true (as on the platform); then the
     # authenticated user is in the ASGI scope ("user", "auth") the user's app sees.
     enable_custom_route_auth: bool = False
+    middleware_order: str | None = None  # "auth_first" | "middleware_first"
 
 
 class WebhooksCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -87,6 +106,10 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     auth: dict[str, Any] | None = None
     store: StoreCfg = StoreCfg()
     webhooks: WebhooksCfg = WebhooksCfg()
+    # Generative UI: component bundle name -> the .tsx/.jsx file exporting its components
+    # (resolved, absolute); ``ui_config.shared``: packages shared with the host page.
+    ui: dict[str, Path] = {}
+    ui_shared: tuple[str, ...] = ()
 
 
 def find(explicit: str | None, cwd: Path | None = None) -> Path | None:
@@ -150,10 +173,43 @@ def load(path: Path) -> Project:
     auth = raw.get("auth")
     if auth is not None and not isinstance(auth, dict):
         raise ConfigError(f"config error: auth = {auth!r} ({src}): expected an object")
+    ui, ui_shared = _ui(raw.get("ui"), raw.get("ui_config"), root, src)
     return Project(
         root=root, source=str(path), graphs=graphs, dependencies=deps, env=env,
-        http=http, auth=auth, store=store, webhooks=webhooks,
+        http=http, auth=auth, store=store, webhooks=webhooks, ui=ui, ui_shared=ui_shared,
     )
+
+
+def _ui(raw: object, raw_config: object, root: Path,
+        src: str) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """``ui`` (name -> component file) and ``ui_config.shared``, checked and resolved."""
+    if raw is None:
+        return {}, ()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config error: ui = {raw!r} ({src}): expected an object of "
+                          "name -> path to a .tsx/.jsx file")
+    ui: dict[str, Path] = {}
+    for name, value in raw.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ConfigError(f"config error: ui.{name} ({src}): a name of letters, "
+                              "digits, '_' or '-'")
+        if not isinstance(value, str):
+            raise ConfigError(f"config error: ui.{name} = {value!r} ({src}): expected a path")
+        path = (root / value).resolve()
+        if not path.is_file():
+            raise ConfigError(f"config error: ui.{name} = {value!r} ({src}): file not found")
+        ui[name] = path
+    shared: tuple[str, ...] = ()
+    if raw_config is not None:
+        if not isinstance(raw_config, dict) or set(raw_config) - {"shared"}:
+            raise ConfigError(f"config error: ui_config = {raw_config!r} ({src}): "
+                              "expected an object with 'shared' only")
+        values = raw_config.get("shared") or []
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"config error: ui_config.shared = {values!r} ({src}): "
+                              "expected a list of package names")
+        shared = tuple(values)
+    return ui, shared
 
 
 _ERR_AT = re.compile(r"^(.*?)(?: - at `\$((?:\.[A-Za-z0-9_]+|\[\d+\]|\[\.\.\.\])*)`)?$")
