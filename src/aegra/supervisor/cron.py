@@ -21,9 +21,10 @@ and the strategy is ``reject``) is skipped and logged; the schedule moves on.
 Between passes it sleeps until the earliest next occurrence, at most ``interval_s``
 (``cron.tick_interval_s``), so firing lateness is not bounded below by the interval.
 Calls ``started()`` after its first pass (missed occurrences are fired before the
-instance reports ready). Makes no runs while the instance drains. Cancelled: a pass in
-flight is abandoned; its transaction never committed, so another instance (or the next
-start) fires those occurrences. Restartable.
+instance reports ready). Makes no runs while the instance drains. Cancelled: the pass in
+flight completes first (shielded, bounded by ``pass_s``), so what it committed is queued;
+past the bound it is abandoned, and the reaper's stuck-pending rule queues whatever it had
+committed. Restartable.
 """
 
 from __future__ import annotations
@@ -61,13 +62,23 @@ class TickerDeps:
     interval_s: float = 1.0
     grace_s: float = DEFAULT_GRACE_S
     batch: int = 100
+    pass_s: float = 10.0  # the bound on one shielded pass (claim, commit, queue)
 
 
 async def tick_once(d: TickerDeps) -> Fired:
-    fired = await d.crons.fire_due(
-        partial(crons.plan, grace_s=d.grace_s, build=build_params), d.batch)
-    for created in fired.created:
-        await after_commit(d.queue, d.settle, created)
+    # Shielded, with a bound: a cancellation arriving while the COMMIT is on the wire
+    # reaches Trio as Cancelled although the runs were committed, and they would sit
+    # unqueued until the reaper's stuck-pending rule found them. The pass is one short
+    # transaction and its queue puts, so a shutdown waits for it at most ``pass_s``.
+    fired = Fired()
+    with trio.move_on_after(d.pass_s, shield=True) as bound:
+        fired = await d.crons.fire_due(
+            partial(crons.plan, grace_s=d.grace_s, build=build_params), d.batch)
+        for created in fired.created:
+            await after_commit(d.queue, d.settle, created)
+    if bound.cancelled_caught:
+        log.warning("cron.pass_timed_out", seconds=d.pass_s,
+                    hint="the reaper's stuck-pending rule queues what it committed")
     for cron_id, why in fired.skipped:
         log.warning("cron.occurrence_skipped", cron_id=cron_id, reason=why)
     for cron_id, what in fired.notes:
