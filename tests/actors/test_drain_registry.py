@@ -14,6 +14,7 @@ from functools import partial
 import trio
 
 from aegra.adapters.memory.runs import MemoryRunStore
+from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec, RestartPolicy
@@ -40,7 +41,8 @@ async def test_a_run_that_ends_within_the_drain_timeout_finishes_instead_of_bein
                         interval_s=BEAT)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(sup.run, outer=[ActorSpec("heartbeater", heartbeat)],
-                                    work=[ActorSpec("worker", partial(run_worker, deps, 1))]))
+                                    work=[ActorSpec("worker", partial(run_worker, deps,
+                                                                      Capacity(1)))]))
         await trio.sleep(10)  # mid-run
         sup.request_shutdown()
     assert runner.cancelled == []

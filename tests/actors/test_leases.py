@@ -11,6 +11,7 @@ from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.memory.runs import MemoryRunStore
 from aegra.domain.ports import Outcome
+from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec, RestartPolicy
@@ -115,7 +116,7 @@ async def test_heartbeats_keep_a_long_run_alive(autojump_clock):
         await nursery.start(partial(run_heartbeater, store, registry, owner="A",
                                     lease_s=LEASE, interval_s=BEAT))
         await nursery.start(reaper(store, queue, runner))
-        await nursery.start(run_worker, deps, 1)
+        await nursery.start(run_worker, deps, Capacity(1))
         await trio.sleep(150)
         nursery.cancel_scope.cancel()
     assert runner.starts == [("long", 1, 0)]
@@ -166,13 +167,13 @@ async def test_partitioned_worker_fences_itself_and_its_late_write_is_refused(au
     store.add("r")
     await queue.put("r")
     async with trio.open_nursery() as nursery:
-        await nursery.start(run_worker, deps_a, 1)
+        await nursery.start(run_worker, deps_a, Capacity(1))
         nursery.start_soon(partial(run_heartbeater, HangingLeases(store), reg_a, owner="A",
                                    lease_s=LEASE, interval_s=BEAT))
         await trio.testing.wait_all_tasks_blocked()
         assert slow.starts == [("r", 1, 0)]
         await nursery.start(reaper(store, queue, fast))
-        await nursery.start(run_worker, deps_b, 1)
+        await nursery.start(run_worker, deps_b, Capacity(1))
         await trio.sleep(80)
         nursery.cancel_scope.cancel()
     # A could not confirm its lease: it stopped itself at lease - margin (30 - 2).
@@ -198,7 +199,8 @@ async def test_drain_hands_the_run_back_without_spending_a_retry(autojump_clock)
                         interval_s=BEAT)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(sup.run, outer=[ActorSpec("heartbeater", heartbeat)],
-                                    work=[ActorSpec("worker", partial(run_worker, deps, 1))]))
+                                    work=[ActorSpec("worker", partial(run_worker, deps,
+                                                                      Capacity(1)))]))
         await trio.sleep(50)  # heartbeats keep the lease through a long run
         sup.request_shutdown()
     assert runner.cancelled == [("r", 60)]

@@ -37,6 +37,12 @@ class Metrics:
         self.active_runs = Gauge(
             "aegra_active_runs", "Runs executing in this instance.", registry=self.registry,
         )
+        self.worker_capacity = Gauge(
+            "aegra_worker_capacity",
+            "Runs this instance may execute at once: worker loops x their current size "
+            "(adaptive between N_JOBS_PER_WORKER and N_JOBS_PER_WORKER_MAX).",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "aegra_queue_depth", "Run ids waiting in the job queue.", registry=self.registry,
         )

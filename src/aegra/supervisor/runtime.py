@@ -29,10 +29,13 @@ from aegra.adapters.postgres.threads import PgThreads
 from aegra.adapters.redis.client import RedisClient
 from aegra.api.metrics import Metrics
 from aegra.config import Config
+from aegra.domain.capacity import CapacityRule
 from aegra.domain.ports import CancelBus, EventBroker, GraphRunner, JobQueue, LeaseStore
+from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
 from aegra.services.runs import RunService
 from aegra.supervisor.cancel_listener import run_cancel_listener
+from aegra.supervisor.capacity import run_capacity
 from aegra.supervisor.cron import ticker_spec
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec
@@ -125,6 +128,12 @@ class RunRuntime:
             spawn=self.background.spawn, intake_stopped=intake_stopped,
             poll_s=cfg.reaper.postgres_poll_interval_s, cancel_bus=self.cancel_bus)
         self.runner: GraphRunner = LangGraphRunner(graphs, self.owner)
+        floor = cfg.worker.jobs_per_worker
+        self.capacity_rule = CapacityRule(
+            floor=floor, ceiling=max(floor, cfg.worker.jobs_per_worker_max),
+            lag_high_s=cfg.worker.capacity_lag_high_s, cpu_high=cfg.worker.capacity_cpu_high)
+        self.capacity = Capacity(floor)
+        metrics.worker_capacity.set(floor * cfg.worker.count)
         self.worker_deps = WorkerDeps(
             queue=self.queue, runs=self.runs, runner=self.runner,
             broker=self.broker, registry=registry, owner=self.owner,
@@ -168,15 +177,21 @@ class RunRuntime:
 
     def work_actors(self) -> list[ActorSpec]:
         cfg = self.cfg
-        jobs = cfg.worker.jobs_per_worker
-        workers = [ActorSpec(f"worker-{i}", partial(run_worker, self.worker_deps, jobs))
+        workers = [ActorSpec(f"worker-{i}", partial(run_worker, self.worker_deps,
+                                                    self.capacity))
                    for i in range(cfg.worker.count)]
         reaper = ActorSpec("reaper", partial(
             run_reaper, self.leases, self.queue, self.runner.finished, self.service.settled,
             interval_s=cfg.reaper.interval_s, max_retries=cfg.worker.max_retries,
             stuck_pending_s=cfg.reaper.stuck_pending_threshold_s))
         crons = [ticker_spec(self)] if cfg.cron.enabled else []
-        return [*workers, reaper, *crons]
+        sizing = []
+        if self.capacity_rule.adaptive:
+            sizing = [ActorSpec("capacity", partial(
+                run_capacity, self.capacity_rule, self.capacity,
+                interval_s=cfg.worker.capacity_interval_s,
+                on_size=self.metrics.worker_capacity.set))]
+        return [*workers, reaper, *crons, *sizing]
 
     async def recover(self) -> None:
         """Startup: the in-memory queue is empty, so pending runs are queued again. Runs a

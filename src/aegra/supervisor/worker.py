@@ -1,10 +1,12 @@
 """Worker actor: dequeue -> claim (lease) -> execute in the run's CancelScope -> finish.
 
-Owns: a run nursery and a ``CapacityLimiter(jobs_per_worker)``; it dequeues only while it
-has capacity. Calls ``started()`` at once (the queue is ready when it is built). When
-intake stops (drain) it stops dequeuing and keeps its runs until the supervisor cancels
-the work group at the drain deadline; a run cancelled that way hands itself back
-(pending, requeued at the front, no retry spent) in shielded, bounded cleanup.
+Owns: a run nursery and a ``CapacityLimiter`` whose size the capacity actor sets
+(``supervisor/capacity.py``: from ``N_JOBS_PER_WORKER`` up to ``N_JOBS_PER_WORKER_MAX``);
+it dequeues only while it has capacity. Calls ``started()`` at once (the queue is ready
+when it is built). When intake stops (drain) it stops dequeuing and keeps its runs until
+the supervisor cancels the work group at the drain deadline; a run cancelled that way
+hands itself back (pending, requeued at the front, no retry spent) in shielded, bounded
+cleanup.
 Cancelled from outside for one run (HTTP cancel, cancel bus, lease loss): that run's own
 scope, registered in the RunRegistry, with the reason stored first. A failed *run* is an
 outcome, not a crash; restartable like every actor.
@@ -28,6 +30,7 @@ from aegra.domain.ports import (
     Outcome,
     RunClaims,
 )
+from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.worker")
@@ -49,9 +52,17 @@ class WorkerDeps:
     on_active: Callable[[int], None] = lambda n: None
 
 
-async def run_worker(deps: WorkerDeps, jobs: int, *,
+async def run_worker(deps: WorkerDeps, capacity: Capacity, *,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
-    limiter = trio.CapacityLimiter(jobs)
+    limiter = capacity.limiter()  # sized by the capacity actor from now on
+    try:
+        await _work(deps, limiter, task_status)
+    finally:
+        capacity.forget(limiter)
+
+
+async def _work(deps: WorkerDeps, limiter: trio.CapacityLimiter,
+                task_status: trio.TaskStatus[None]) -> NoReturn:
     async with trio.open_nursery() as runs:
         task_status.started()
         with trio.CancelScope() as intake:
