@@ -88,6 +88,8 @@ def setup(level: str = "INFO", fmt: str = "auto") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Library chatter that would otherwise print a line per request or per query.
-    for noisy in ("hypercorn.access", "httpx", "httpcore", "alembic.runtime.migration", "asyncio"):
+    # The MCP SDK logs its per-request transport's start and end (/mcp is stateless).
+    for noisy in ("hypercorn.access", "httpx", "httpcore", "alembic.runtime.migration", "asyncio",
+                  "mcp.server.streamable_http", "mcp.server.streamable_http_manager"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("hypercorn.error").setLevel(logging.getLevelName(level))

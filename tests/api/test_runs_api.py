@@ -38,8 +38,9 @@ async def test_create_get_list_cancel_delete(make_api: Any) -> None:
     assert await api.call("GET", f"/threads/{thread_id}/runs/{run_id}") == (200, run)
     assert (await api.call("GET", f"/threads/{uuid.uuid4()}/runs/{run_id}"))[0] == 404
 
-    # reject (the default) while a run is in flight; enqueue waits its turn.
-    assert (await api.call("POST", f"/threads/{thread_id}/runs", json=RUN))[0] == 409
+    # reject refuses while a run is in flight; enqueue waits its turn.
+    assert (await api.call("POST", f"/threads/{thread_id}/runs", json={
+        **RUN, "multitask_strategy": "reject"}))[0] == 409
     status, second = await api.call("POST", f"/threads/{thread_id}/runs", json={
         **RUN, "multitask_strategy": "enqueue"})
     assert status == 200

@@ -239,7 +239,8 @@ async def test_fire_due_claims_makes_runs_and_advances(world: Any) -> None:
                               why="past end_time")
             run = NewRun(thread_id=row["thread_id"], assistant_id=row["assistant_id"],
                          graph_id=row["graph_id"], params={"fired": True},
-                         stateless=row["thread_id"] is None, cron_id=row["cron_id"])
+                         stateless=row["thread_id"] is None, cron_id=row["cron_id"],
+                         multitask_strategy="reject")
             return Firing(run=run, next_run_date=later, occurrence=row["next_run_date"])
 
         fired = await w.crons.fire_due(plan, 10)

@@ -48,7 +48,7 @@ def test_create_get_list_join_delete(server):
         assert joined["messages"][-1]["content"] == "echo: hi"
         got = await client.runs.get(tid, rid)
         assert got["status"] == "success" and got["metadata"]["source"] == "e2e"
-        assert got["assistant_id"] and got["multitask_strategy"] == "reject"
+        assert got["assistant_id"] and got["multitask_strategy"] == "enqueue"
 
         rids = [rid]
         for _ in range(2):

@@ -141,7 +141,7 @@ def test_multitask_strategies(server):
     async def reject(client, tid):
         first = await client.runs.create(tid, "slow", input={"delay": 0.2, "tag": "1"})
         with pytest.raises(ConflictError):
-            await client.runs.create(tid, "slow", input=FAST)  # reject is the default
+            await client.runs.create(tid, "slow", input=FAST, multitask_strategy="reject")
         # runs.wait reads through the SDK's reconnecting path: a bare httpx error.
         with pytest.raises(httpx.HTTPStatusError) as refused:
             await client.runs.wait(tid, "slow", input=FAST, multitask_strategy="reject")
@@ -180,9 +180,22 @@ def test_multitask_strategies(server):
         assert await trail(client, tid) == [f"{n}:{t}" for t in "123"
                                             for n in ("one", "two", "three")]
 
+    async def default(client, tid):
+        # No strategy: enqueued behind the thread's run, as on the platform (0.16.7).
+        first = await client.runs.create(tid, "slow", input=slow("1"))
+        await until_step(client, tid, "one:1")
+        second = await client.runs.create(tid, "slow", input={**FAST, "tag": "2"})
+        assert second["multitask_strategy"] == "enqueue"
+        assert (await client.runs.get(tid, second["run_id"]))["status"] == "pending"
+        assert (await client.runs.get(tid, first["run_id"]))["status"] == "running"
+        await client.runs.cancel(tid, first["run_id"])  # it would sleep 30 s in ``two``
+        await client.runs.join(tid, second["run_id"])
+        assert (await client.runs.get(tid, second["run_id"]))["status"] == "success"
+        assert await trail(client, tid) == ["one:1", "one:2", "two:2", "three:2"]
+
     async def scenario():
         client = get_client(url=server.url)
-        cases = (reject, interrupt, rollback, enqueue)
+        cases = (reject, interrupt, rollback, enqueue, default)
         tids = [(await client.threads.create())["thread_id"] for _ in cases]
         await asyncio.gather(*(case(client, tid) for case, tid in zip(cases, tids, strict=True)))
         for tid in tids:

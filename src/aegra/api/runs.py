@@ -47,7 +47,8 @@ def _locations(run: dict[str, Any], suffix: str) -> dict[str, str]:
 
 async def _create(thread_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     params = validate(await body(RunCreate), stateless=thread_id is None)
-    run = await _service().create(caller(), params, thread_id=thread_id)
+    run = await _service().create(caller(), params, thread_id=thread_id,
+                                  headers=request.headers)
     return run, params
 
 
@@ -74,7 +75,8 @@ async def create_batch() -> Response:
     creates = [(validate(create, stateless=create.thread_id is None), create.thread_id)
                for create in items]
     who = caller()
-    out = [run_json(await _service().create(who, params, thread_id=tid))
+    out = [run_json(await _service().create(who, params, thread_id=tid,
+                                            headers=request.headers))
            for params, tid in creates]
     return json(out)
 

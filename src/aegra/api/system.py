@@ -1,4 +1,9 @@
-"""System endpoints: /, /ok, /info, /health, /ready, /live, /metrics, /openapi.json, /docs."""
+"""System endpoints: /, /ok, /info, /health, /ready, /live, /metrics, /openapi.json, /docs.
+
+``meta_bp`` holds the ones ``http.disable_meta`` removes, as on the platform (/, /info,
+/metrics, /openapi.json, /docs); the probes in ``bp`` always answer, so an operator can
+tell the server is up.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from aegra.domain.errors import DomainError
 from aegra.domain.ports import Probe
 
 bp = Blueprint("system", __name__)
+meta_bp = Blueprint("meta", __name__)
 
 
-@bp.get("/")
+@meta_bp.get("/")
 async def root() -> Response:
     """Server banner."""
     return json({"message": "Aegra", "version": deps().version, "status": "running"})
@@ -35,7 +41,7 @@ async def live() -> Response:
     return json({"status": "alive"})
 
 
-@bp.get("/info")
+@meta_bp.get("/info")
 async def info() -> Response:
     """Version and which features are on (Studio reads ``flags``)."""
     d = deps()
@@ -132,7 +138,7 @@ async def ready() -> Response:
     return json({"status": "ready"})
 
 
-@bp.get("/metrics")
+@meta_bp.get("/metrics")
 async def metrics() -> Response:
     """Prometheus text exposition."""
     d = deps()
@@ -143,7 +149,7 @@ async def metrics() -> Response:
     return Response(payload, content_type=content_type)
 
 
-@bp.get("/openapi.json")
+@meta_bp.get("/openapi.json")
 async def openapi_json() -> Response:
     """This API's OpenAPI document."""
     extra = current_app.extensions.get("openapi_extra_paths")
@@ -155,10 +161,12 @@ async def openapi_json() -> Response:
         doc.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
         if security.get("security") is not None:
             doc["security"] = security["security"]
+    if d.project.http.mount_prefix:  # paths are relative to it, as on the platform
+        doc["servers"] = [{"url": d.project.http.mount_prefix}]
     return json(doc)
 
 
-@bp.get("/docs")
+@meta_bp.get("/docs")
 async def docs() -> Response:
     """Interactive API documentation."""
     return Response(openapi.DOCS_HTML.format(title="Aegra"), content_type="text/html")

@@ -40,6 +40,7 @@ from croniter import (  # type: ignore[import-untyped]
 from aegra.domain.auth import user_dict
 from aegra.domain.errors import Invalid
 from aegra.domain.run_rows import Created, NewRun
+from aegra.domain.runs import DEFAULT_MULTITASK
 
 UTC = dt.UTC
 MAX_SCHEDULE_LEN = 256
@@ -295,7 +296,7 @@ def cron_run(cron: dict[str, Any], assistant: dict[str, Any],
     return NewRun(
         thread_id=cron["thread_id"], assistant_id=cron["assistant_id"],
         graph_id=assistant["graph_id"], params=params, metadata=dict(stamp),
-        multitask_strategy=payload.get("multitask_strategy") or "reject",
+        multitask_strategy=payload.get("multitask_strategy") or DEFAULT_MULTITASK,
         user_id=user_id, stateless=not threaded, cron_id=cron["cron_id"],
         thread_metadata=dict(stamp) if not threaded else {})
 

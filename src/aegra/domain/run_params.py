@@ -13,7 +13,7 @@ from typing import Any
 
 from aegra.domain.auth import strip_reserved, with_identity
 from aegra.domain.errors import Invalid
-from aegra.domain.runs import STREAM_MODES
+from aegra.domain.runs import DEFAULT_MULTITASK, STREAM_MODES
 
 
 def stream_modes(value: str | Iterable[str] | None) -> list[str]:
@@ -51,20 +51,30 @@ def reserved_sent(body: dict[str, Any]) -> list[str]:
 
 
 def build_params(body: dict[str, Any], assistant: dict[str, Any], threaded: bool,
-                 user: dict[str, Any] | None = None) -> dict[str, Any]:
+                 user: dict[str, Any] | None = None,
+                 headers: dict[str, Any] | None = None, request_id: str | None = None
+                 ) -> dict[str, Any]:
     """Everything a worker on any instance needs to run it from the id alone.
 
     ``user`` is the caller's plain user dict (None: anonymous): it becomes the identity
     keys of ``config.configurable`` (spec/auth.md item 13). Whatever the client or the
     assistant put under those reserved keys, in the config or the context, is dropped.
+    ``headers`` (``domain.headers.run_headers``: never a server-owned key) go into
+    ``config.configurable`` over the body's values, as on the platform; not into context.
+    ``request_id`` (the creating request's X-Request-ID) is ``langgraph_request_id``.
     """
     config = _merge_config(assistant.get("config"), body.get("config"))
+    if headers:
+        config["configurable"] = {**(config.get("configurable") or {}), **headers}
     if user is not None:
         config = with_identity(config, user)
     elif config.get("configurable"):
         configurable, dropped = strip_reserved(config["configurable"])
         if dropped:
             config["configurable"] = configurable
+    if request_id is not None:  # a new dict: the assistant's own may be shared
+        config["configurable"] = {**(config.get("configurable") or {}),
+                                  "langgraph_request_id": request_id}
     context = {**(assistant.get("context") or {}), **(body.get("context") or {})}
     context = strip_reserved(context)[0] or {}
     checkpoint = dict(body.get("checkpoint") or {}) if threaded else {}
@@ -72,8 +82,8 @@ def build_params(body: dict[str, Any], assistant: dict[str, Any], threaded: bool
         checkpoint["checkpoint_id"] = body["checkpoint_id"]
     checkpoint.pop("thread_id", None)  # the path's thread wins, always
     durability = body.get("durability")
-    if durability is None and body.get("checkpoint_during") is not None:
-        durability = "async" if body["checkpoint_during"] else "exit"
+    if durability is None:  # the platform's default, stated in the run's kwargs as there
+        durability = "exit" if body.get("checkpoint_during") is False else "async"
     command = body.get("command")
     run_input = body.get("input")
     if command is not None and run_input == {}:
@@ -95,6 +105,6 @@ def build_params(body: dict[str, Any], assistant: dict[str, Any], threaded: bool
         "webhook": body.get("webhook"),
         "on_completion": body.get("on_completion") or "delete",
         "on_disconnect": body.get("on_disconnect") or "continue",
-        "multitask_strategy": body.get("multitask_strategy") or "reject",
+        "multitask_strategy": body.get("multitask_strategy") or DEFAULT_MULTITASK,
         "metadata": body.get("metadata") or {},
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from aegra.domain.runs import new_run_id
+from aegra.domain.runs import DEFAULT_MULTITASK, new_run_id
 
 
 class NewRun(msgspec.Struct, kw_only=True):
@@ -25,7 +25,7 @@ class NewRun(msgspec.Struct, kw_only=True):
     graph_id: str
     params: dict[str, Any]
     metadata: dict[str, Any] = {}
-    multitask_strategy: str = "reject"
+    multitask_strategy: str = DEFAULT_MULTITASK
     if_not_exists: str = "reject"
     after_seconds: float = 0
     user_id: str | None = None

@@ -20,6 +20,9 @@ RunStatus = Literal["pending", "running", "success", "error", "timeout", "interr
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 CancelAction = Literal["interrupt", "rollback"]
+# A run that names no strategy waits its turn behind the thread's current run, as on the
+# platform; only an explicit ``reject`` refuses it (409).
+DEFAULT_MULTITASK = "enqueue"
 
 TERMINAL: frozenset[str] = frozenset({"success", "error", "timeout", "interrupted"})
 INFLIGHT: frozenset[str] = frozenset({"pending", "running"})

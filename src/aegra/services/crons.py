@@ -34,7 +34,7 @@ from aegra.domain.errors import Draining, Invalid
 from aegra.domain.ports import Authorizer, JobQueue
 from aegra.domain.resource_ports import CronStore
 from aegra.domain.run_rows import Cancelled, Created
-from aegra.domain.runs import new_run_id
+from aegra.domain.runs import DEFAULT_MULTITASK, new_run_id
 from aegra.services.runs import build_params
 
 Json = dict[str, Any]
@@ -156,13 +156,13 @@ class CronService:
         if self.auth.enabled:
             # Firings create runs as the owner: their create_run handler runs once, here,
             # and what it stamps goes on every firing's run (and stateless thread).
+            strategy = template.get("multitask_strategy") or DEFAULT_MULTITASK
             run_value: Json = {
                 "thread_id": value["thread_id"], "assistant_id": as_uuid(
                     assistant["assistant_id"]), "run_id": None, "status": "pending",
                 "metadata": {}, "kwargs": dict(template),
-                "multitask_strategy": template.get("multitask_strategy") or "reject",
-                "if_not_exists": "reject", "after_seconds": 0,
-                "prevent_insert_if_inflight": True}
+                "multitask_strategy": strategy, "if_not_exists": "reject",
+                "after_seconds": 0, "prevent_insert_if_inflight": strategy == "reject"}
             await self.auth.authorize(caller, "threads", "create_run", run_value)
             if run_value.get("metadata"):
                 payload[crons.RUN_METADATA_KEY] = dict(run_value["metadata"])
