@@ -105,3 +105,12 @@ async def test_owner_pattern(make_api: Any) -> None:
         assert len(found) == expected, user
     assert (await api.call("DELETE", f"/runs/crons/{cron_id}", "alice"))[0] == 204
     assert await api.call("POST", "/runs/crons/count", "admin", json={}) == (200, 1)
+
+
+async def test_a_cron_id_that_is_not_a_uuid_is_422_naming_it(make_api: Any) -> None:
+    """As the platform: refused before anything is looked up (a UUID not found is 404)."""
+    api = await make_api()
+    for method, body in (("GET", None), ("PATCH", {"enabled": False}), ("DELETE", None)):
+        status, error = await api.call(method, "/runs/crons/not-a-uuid", json=body)
+        assert (status, error["field"]) == (422, "cron_id"), method
+        assert (await api.call(method, f"/runs/crons/{uuid.uuid4()}", json=body))[0] == 404

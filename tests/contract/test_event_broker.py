@@ -201,3 +201,47 @@ async def test_a_capped_buffer_keeps_the_newest_and_says_what_it_dropped(
         with trio.fail_after(10):
             again = await collect(await pair.reader.subscribe(run_id, 2))
         assert [s for s, _, _ in again] == [3, 4, 5]
+
+
+class ThreadListener:
+    """A thread-level sink (sync, as the port calls it) that a test can await."""
+
+    def __init__(self) -> None:
+        self.send, self.recv = trio.open_memory_channel[tuple[str, bytes]](100)
+        self.got: list[tuple[str, bytes]] = []
+
+    def sink(self, name: str, data: bytes) -> None:
+        self.got.append((name, data))
+        self.send.send_nowait((name, data))
+
+    async def next(self) -> tuple[str, bytes]:
+        with trio.fail_after(10):
+            return await self.recv.receive()
+
+
+async def test_thread_events_reach_every_listener_in_order_until_it_stops(
+        backend: Any) -> None:
+    """What a state write on one instance sends the thread streams on another: live, in
+    publishing order, only to the thread's own listeners, nothing after unlisten."""
+    async with backend() as pair:
+        thread, other = rid(), rid()
+        a, b, elsewhere = ThreadListener(), ThreadListener(), ThreadListener()
+        await pair.writer.publish_thread(thread, "state_update", b"0")  # nobody listens
+        handle_a = await pair.reader.listen_thread(thread, a.sink)
+        handle_b = await pair.reader.listen_thread(thread, b.sink)
+        handle_x = await pair.reader.listen_thread(other, elsewhere.sink)
+        await pair.writer.publish_thread(thread, "state_update", b'{"n":1}')
+        await pair.writer.publish_thread(thread, "custom", b"2")
+        for listener in (a, b):
+            assert [await listener.next(), await listener.next()] == [
+                ("state_update", b'{"n":1}'), ("custom", b"2")]
+        await pair.reader.unlisten_thread(thread, handle_a)
+        await pair.writer.publish_thread(thread, "state_update", b"3")
+        await pair.writer.publish_thread(other, "state_update", b"x")
+        assert await b.next() == ("state_update", b"3")
+        assert await elsewhere.next() == ("state_update", b"x")
+        # One connection delivers in publishing order: had ``a`` still listened, "3"
+        # would have reached it before "x" reached ``elsewhere``.
+        assert len(a.got) == 2 and elsewhere.got == [("state_update", b"x")]
+        await pair.reader.unlisten_thread(thread, handle_b)
+        await pair.reader.unlisten_thread(other, handle_x)

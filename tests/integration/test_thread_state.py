@@ -47,8 +47,10 @@ async def _scenario() -> None:
     assert isinstance(pending["id"], str) and pending["id"]
     assert got["interrupts"] == [pending]  # what Agent Chat UI reads
     cached = state.summary(await asking.aget_state(config))
+    whole = cached.pop("state")  # what a state_update event carries
     assert cached == {"values": {"x": 1}, "interrupts": {task["id"]: [pending]},
                       "has_next": True}
+    assert whole["values"] == {"x": 1} and whole["next"] == ["work"]
 
     # A resume written as a Command superstep, as threads.create(supersteps=...) sends it.
     checkpoint, after = await state.abulk_update(asking, config, [[

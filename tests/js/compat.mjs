@@ -34,6 +34,14 @@ assert.equal(waited.messages.at(-1).content, "echo: again");
 const state = await client.threads.getState(thread.thread_id);
 assert.deepEqual(state.next, []);
 assert.equal((await client.threads.getHistory(thread.thread_id, { limit: 2 })).length, 2);
+const past = await client.threads.getHistory(thread.thread_id, { limit: 100 });
+const ids = (states) => states.map((s) => s.checkpoint.checkpoint_id);
+for (const before of [{ configurable: { checkpoint_id: past[1].checkpoint.checkpoint_id } },
+  past[1].checkpoint]) {
+  // Strictly older than `before`, newest first, then cut to `limit`.
+  const older = await client.threads.getHistory(thread.thread_id, { limit: 2, before });
+  assert.deepEqual(ids(older), ids(past.slice(2, 4)));
+}
 const copy = await client.threads.copy(thread.thread_id);
 assert.notEqual(copy.thread_id, thread.thread_id);
 check("runs+state");
@@ -62,6 +70,25 @@ await client.runs.wait(other.thread_id, "agent", {
 await following;
 assert.ok(seen.includes("metadata") && seen.includes("values"));
 check("threads.joinStream");
+
+// streamMode "values": each run's values (and lifecycle), no other mode. A held run
+// proves the stream open (its first event) before the queued one may start.
+const watched = await client.threads.create();
+const held = await client.runs.create(watched.thread_id, "slow", { input: { first: 60 } });
+const queued = await client.runs.create(watched.thread_id, "slow", {
+  input: { first: 0, delay: 0, tag: "js" }, streamMode: ["values", "updates"],
+  multitaskStrategy: "enqueue" });
+const parts = [];
+for await (const part of client.threads.joinStream(watched.thread_id, { streamMode: "values" })) {
+  if (parts.length === 0) await client.runs.cancel(watched.thread_id, held.run_id);
+  parts.push(part);
+}
+const done = parts.filter((p) => p.event === "metadata" && p.data.status === "run_done");
+assert.deepEqual(done.map((p) => p.data.run_id), [held.run_id, queued.run_id]);
+assert.ok(!parts.some((p) => p.event === "updates"));
+const values = parts.filter((p) => p.event === "values");
+assert.deepEqual(values.at(-1).data.trail, ["one:js", "two:js", "three:js"]);
+check("threads.joinStream values");
 
 await client.store.putItem(["js", "ns"], "k1", { a: 1 });
 const item = await client.store.getItem(["js", "ns"], "k1");

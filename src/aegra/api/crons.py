@@ -15,6 +15,7 @@ first, ``on_run_completed`` is null on thread-bound crons.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -25,6 +26,7 @@ from aegra.api.deps import services
 from aegra.api.run_models import checked_webhook, run_json
 from aegra.api.wire import body, check_config, json
 from aegra.domain.crons import SORTABLE, cron_view
+from aegra.domain.errors import Invalid
 from aegra.domain.webhooks import mask
 from aegra.services.crons import CronChanges, CronQuery, CronService, CronSpec
 from aegra.services.runs import stream_modes
@@ -152,27 +154,36 @@ async def create_thread_cron(thread_id: str) -> Response:
     return await _create(thread_id)
 
 
+def _cron_id(raw: str) -> str:
+    """Canonical UUID text; the platform refuses other cron ids with 422."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise Invalid("Invalid cron ID: must be a UUID", field="cron_id") from None
+
+
 @bp.get("/runs/crons/<cron_id>")
 async def get_cron(cron_id: str) -> Response:
     """One cron (the platform's read, since 0.10)."""
-    return json(cron_json(await _service().get(caller(), cron_id)))
+    return json(cron_json(await _service().get(caller(), _cron_id(cron_id))))
 
 
 @bp.patch("/runs/crons/<cron_id>")
 async def update_cron(cron_id: str) -> Response:
     """Update a cron; a new schedule keeps the old timezone unless one is given."""
+    cid = _cron_id(cron_id)
     req = await body(CronPatch)
     changes = CronChanges(schedule=req.schedule, timezone=req.timezone,
                           end_time=req.end_time, enabled=req.enabled,
                           on_run_completed=req.on_run_completed, metadata=req.metadata,
                           template=_template(req))
-    return json(cron_json(await _service().update(caller(), cron_id, changes)))
+    return json(cron_json(await _service().update(caller(), cid, changes)))
 
 
 @bp.delete("/runs/crons/<cron_id>")
 async def delete_cron(cron_id: str) -> Response:
     """Delete a cron (its past runs stay)."""
-    await _service().delete(caller(), cron_id)
+    await _service().delete(caller(), _cron_id(cron_id))
     return Response(b"", status=204)  # explicit body: see api/runs.py _no_content
 
 

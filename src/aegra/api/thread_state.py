@@ -46,9 +46,20 @@ class StateUpdateRequest(msgspec.Struct):
     checkpoint_id: str | None = None  # deprecated by the SDK in favour of checkpoint
 
 
+class BeforeRef(CheckpointRef, omit_defaults=True):
+    """``before`` as a checkpoint object (Python SDK) or a RunnableConfig wrapping one
+    (the JS SDK's ``{configurable: {checkpoint_id}}``, which the platform reads)."""
+
+    configurable: CheckpointRef | None = None
+
+    def checkpoint(self) -> str | None:
+        inner = self.configurable
+        return inner.checkpoint_id if inner is not None else self.checkpoint_id
+
+
 class HistoryRequest(msgspec.Struct):
-    limit: Limit = 10
-    before: str | CheckpointRef | None = None
+    limit: Limit = 1  # the platform's when the body has none (both SDKs send 10)
+    before: str | BeforeRef | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
     select: list[str] | None = None
@@ -123,14 +134,14 @@ async def post_history(thread_id: str) -> Response:
     """Past states of a thread, newest first."""
     tid = parse_id(thread_id)
     body = await wire.body(HistoryRequest)
-    before = body.before.checkpoint_id if isinstance(body.before, CheckpointRef) else body.before
+    before = body.before.checkpoint() if isinstance(body.before, BeforeRef) else body.before
     return wire.json(await services().threads.history(
         caller(), tid, limit=body.limit, before=before, metadata=body.metadata,
         ref=_ref(body.checkpoint)))
 
 
 class _HistoryQuery(msgspec.Struct):
-    limit: Limit = 10
+    limit: Limit = 1  # as the platform's
     before: str | None = None
     checkpoint_ns: str | None = None
     metadata: str | None = None

@@ -58,6 +58,10 @@ RunResult = dict[str, Any]  # how a run ended, as waiters get it: {status, value
 # What CancelBus.listen returns: opaque to callers, only handed back to stop(). Each
 # adapter keeps its own callback there, hence the loose signature.
 CancelHandle = Callable[..., None]
+# A thread-level event's receiver, ``(name, data)``: called in Trio's thread, must not
+# block. What listen_thread returns is opaque, only handed back to unlisten_thread.
+ThreadSink = Callable[[str, bytes], None]
+ThreadHandle = Callable[..., None]
 
 
 @runtime_checkable
@@ -107,7 +111,8 @@ class Subscription(Protocol):
 
 @runtime_checkable
 class EventBroker(Protocol):
-    """Per-run replay buffers, live fan-out and completion (with the run's result)."""
+    """Per-run replay buffers, live fan-out and completion (with the run's result); and
+    thread-level events (``state_update``), live only, for thread join streams."""
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -144,6 +149,18 @@ class EventBroker(Protocol):
     async def touch(self, run_ids: list[str]) -> None:
         """Keep live runs' buffers from expiring, however quiet (each heartbeat)."""
         ...
+
+    async def publish_thread(self, thread_id: str, name: str, data: bytes) -> None:
+        """Hand an event to every sink listening on the thread, on every instance, in
+        publishing order. Nothing is kept: a sink registered later never sees it."""
+        ...
+
+    async def listen_thread(self, thread_id: str, sink: ThreadSink) -> ThreadHandle:
+        """Register ``sink``; it gets what is published from now on. Returns the handle
+        to pass to ``unlisten_thread``."""
+        ...
+
+    async def unlisten_thread(self, thread_id: str, handle: ThreadHandle) -> None: ...
 
 
 @runtime_checkable

@@ -155,8 +155,9 @@ class ThreadStates(Protocol):
 
     ``open_config`` is what the graph (factory) is opened with; ``config`` is the call's
     ``{"configurable": ...}``. States are SDK ``ThreadState`` dicts; ``summary`` is what
-    the thread row caches: ``{values, interrupts, has_next}``. A graph's refusal of an
-    update is BadRequest.
+    the thread row caches, ``{values, interrupts, has_next}``, plus ``state``: the
+    latest root state (a ``state_update`` event's). A graph's refusal of an update is
+    BadRequest.
     """
 
     async def get_state(self, graph_id: str, config: dict[str, Any], *,

@@ -19,11 +19,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 import trio
 
 from aegra.domain.auth import Caller, Filter
 from aegra.domain.errors import Conflict, NotFound
-from aegra.domain.ports import Authorizer
+from aegra.domain.ports import Authorizer, EventBroker
 from aegra.domain.resource_ports import ActiveRuns, RunCanceller, ThreadStates, ThreadStore
 from aegra.domain.threads import (
     THREAD_FIELDS,
@@ -44,12 +45,14 @@ UNDO_S = 10  # bound on removing a half-made thread, even when we are cancelled
 
 class ThreadService:
     def __init__(self, *, store: ThreadStore, states: ThreadStates, auth: Authorizer,
-                 runs: RunCanceller, active: ActiveRuns) -> None:
+                 runs: RunCanceller, active: ActiveRuns,
+                 events: EventBroker | None = None) -> None:
         self.store = store
         self.states = states
         self.auth = auth
         self.runs = runs
         self.active = active
+        self.events = events  # state_update events to thread join streams
 
     async def _allow(self, caller: Caller, action: str, value: Json) -> Filter | None:
         return await self.auth.authorize(caller, "threads", action, value)
@@ -212,6 +215,11 @@ class ThreadService:
             values=values, as_node=as_node)
         await self.store.set_state(thread_id, snap["values"], snap["interrupts"],
                                    snap["has_next"], where=flt)
+        if self.events is not None:
+            # Streams joined on the thread (any instance) see the new state, as on the
+            # platform: {"state": ThreadState, "thread_id": ...}.
+            await self.events.publish_thread(thread_id, "state_update", msgspec.json.encode(
+                {"state": snap.get("state"), "thread_id": thread_id}))
         return {"checkpoint": written, "configurable": written,
                 "checkpoint_id": written.get("checkpoint_id")}
 

@@ -87,11 +87,12 @@ def thread_state(snap: StateSnapshot) -> Json:
 
 
 def summary(snap: StateSnapshot) -> Json:
-    """What the thread row caches: values, pending interrupts by task id, paused or not."""
+    """What the thread row caches: values, pending interrupts by task id, paused or not;
+    and the whole state, which a ``state_update`` event carries."""
     return {"values": to_json(snap.values),
             "interrupts": {t.id: [interrupt_json(i) for i in t.interrupts]
                            for t in snap.tasks if t.interrupts},
-            "has_next": bool(snap.next)}
+            "has_next": bool(snap.next), "state": thread_state(snap)}
 
 
 def to_command(cmd: Json) -> Command[Any]:

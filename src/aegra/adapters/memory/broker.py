@@ -8,7 +8,8 @@ is cut off (its iterator ends with ``lagged``) and may resume with Last-Event-ID
 reader never grows server memory. Finished runs keep their buffer ``retention_s``.
 The buffer itself keeps a run's newest ``max_events`` events and ``max_bytes`` bytes
 (at least the newest event); a subscriber asking for dropped ones first gets a notice
-saying how many (``domain/replay.py``).
+saying how many (``domain/replay.py``). Thread-level events go straight to the sinks
+listening on the thread when published; none is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import deque
 
 import trio
 
-from aegra.domain.ports import Producer, RunResult, StreamEvent
+from aegra.domain.ports import Producer, RunResult, StreamEvent, ThreadHandle, ThreadSink
 from aegra.domain.replay import dropped_notice
 from aegra.domain.runs import sse_frame
 
@@ -98,6 +99,7 @@ class MemoryBroker:
         self.retention_s = retention_s
         self.max_events = max_events
         self.max_bytes = max_bytes
+        self._thread_sinks: dict[str, list[ThreadHandle]] = {}
 
     def _log(self, run_id: str) -> _Log:
         log = self._logs.get(run_id)
@@ -201,3 +203,19 @@ class MemoryBroker:
 
     def known(self, run_id: str) -> bool:
         return run_id in self._logs
+
+    async def publish_thread(self, thread_id: str, name: str, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()  # a publish is a suspension point, as on Redis
+        for sink in list(self._thread_sinks.get(thread_id, ())):
+            sink(name, data)
+
+    async def listen_thread(self, thread_id: str, sink: ThreadSink) -> ThreadHandle:
+        self._thread_sinks.setdefault(thread_id, []).append(sink)
+        return sink
+
+    async def unlisten_thread(self, thread_id: str, handle: ThreadHandle) -> None:
+        sinks = self._thread_sinks.get(thread_id, [])
+        if handle in sinks:
+            sinks.remove(handle)
+        if not sinks:
+            self._thread_sinks.pop(thread_id, None)

@@ -38,8 +38,16 @@ from aegra.adapters.aio import aio
 from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.redis.client import best_effort, fell_back, mapped
 from aegra.adapters.redis.fanout import RESYNC, Fanout
+from aegra.adapters.redis.thread_events import RedisThreadEvents
 from aegra.domain.errors import StoreUnavailable
-from aegra.domain.ports import Producer, RunResult, StreamEvent, Subscription
+from aegra.domain.ports import (
+    Producer,
+    RunResult,
+    StreamEvent,
+    Subscription,
+    ThreadHandle,
+    ThreadSink,
+)
 from aegra.domain.replay import dropped_notice
 
 log = logs.get_logger("aegra.redis.broker")
@@ -263,6 +271,7 @@ class RedisBroker:
         self.max_bytes = max_bytes
         # What this instance can serve alone.
         self.local = MemoryBroker(retention_s=300, max_events=max_events, max_bytes=max_bytes)
+        self.threads = RedisThreadEvents(client, self.fanout, self.local)
         self._append = client.register_script(_APPEND)
         self._replay = client.register_script(_REPLAY)
 
@@ -399,3 +408,13 @@ class RedisBroker:
                     pipe.expire(size_key(run_id), self.retention_s)
                 await pipe.execute()
         await best_effort("broker.touch", _touch, None, runs=len(run_ids))
+
+    # Thread-level events: thread_events.py.
+    async def publish_thread(self, thread_id: str, name: str, data: bytes) -> None:
+        await self.threads.publish(thread_id, name, data)
+
+    async def listen_thread(self, thread_id: str, sink: ThreadSink) -> ThreadHandle:
+        return await self.threads.listen(thread_id, sink)
+
+    async def unlisten_thread(self, thread_id: str, handle: ThreadHandle) -> None:
+        await self.threads.unlisten(thread_id, handle)

@@ -69,6 +69,8 @@ FALLBACKS: Final[Mapping[str, str]] = {
     "broker.subscribe": "subscribe to the local log (runs this instance executes)",
     "broker.wait": "return None after 1 s; the caller re-checks PostgreSQL",
     "fanout.unsubscribe": "none needed: a lost connection unsubscribes for us",
+    "thread.publish": "the event reaches only this instance's local listeners",
+    "thread.listen": "listen on this instance's in-memory broker (its own publishes)",
     "fanout.read": "reconnect with backoff, resubscribe, resynchronise every sink",
 }
 
