@@ -27,7 +27,8 @@ from typing import Any
 from aegra import config as cfgmod
 from aegra import project as projmod
 
-WATCH_SUFFIXES = (".py", ".json", ".toml")
+# .tsx/.jsx/.ts/.css: aegra.json ``ui`` components; the restarted server rebuilds them.
+WATCH_SUFFIXES = (".py", ".json", ".toml", ".tsx", ".jsx", ".ts", ".css")
 SKIP_DIRS = {".aegra", ".venv", "venv", "node_modules", "__pycache__", ".git"}
 POLL_S = 1.0  # mtime polling: no watcher dependency, cheap for a project-sized tree
 TICK_S = 0.2  # how often the loop looks at the stop flag and the child
