@@ -71,7 +71,13 @@ class RedisCfg(_Section, frozen=True):
 
 class WorkerCfg(_Section, frozen=True):
     count: int = 3
-    jobs_per_worker: int = 10
+    jobs_per_worker: int = 10  # the floor: a guaranteed minimum per worker loop
+    # The ceiling the capacity actor may grow each loop to while the process is calm
+    # (domain/capacity.py); equal to jobs_per_worker (or lower) = fixed capacity.
+    jobs_per_worker_max: int = 100
+    capacity_interval_s: float = 1.0
+    capacity_lag_high_s: float = 0.1  # loop lag above this shrinks capacity
+    capacity_cpu_high: float = 0.85  # process CPU (cores) above this shrinks capacity
     job_timeout_s: float = 3600.0
     max_retries: int = 3
 
@@ -121,6 +127,7 @@ class StreamCfg(_Section, frozen=True):
     # many of its newest events and bytes; live subscribers still get every event.
     replay_max_events: int = 10_000
     replay_max_bytes: int = 16 * 1024 * 1024
+    thread_idle_s: float = 30.0  # a thread join stream with nothing to send ends
 
 
 class LogCfg(_Section, frozen=True):
@@ -130,6 +137,13 @@ class LogCfg(_Section, frozen=True):
 
 class AuthCfg(_Section, frozen=True):
     type: Literal["noop", "custom"] = "noop"
+
+
+class UiCfg(_Section, frozen=True):
+    # Generative UI bundles (aegra.json ``ui``), built with Node at startup.
+    cache_dir: str = ""  # esbuild & co., installed once; "" = $XDG_CACHE_HOME/aegra/ui
+    build_dir: str = ""  # built bundles; "" = <project>/.aegra/ui
+    build_timeout_s: float = 300.0  # the first build also installs the toolchain
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -146,6 +160,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     stream: StreamCfg = StreamCfg()
     log: LogCfg = LogCfg()
     auth: AuthCfg = AuthCfg()
+    ui: UiCfg = UiCfg()
 
 
 # Product-document environment names -> (section, key).
@@ -166,6 +181,7 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "REDIS_URL": ("redis", "url"),
     "WORKER_COUNT": ("worker", "count"),
     "N_JOBS_PER_WORKER": ("worker", "jobs_per_worker"),
+    "N_JOBS_PER_WORKER_MAX": ("worker", "jobs_per_worker_max"),
     "BG_JOB_TIMEOUT_SECS": ("worker", "job_timeout_s"),
     "BG_JOB_MAX_RETRIES": ("worker", "max_retries"),
     "LEASE_DURATION_SECONDS": ("lease", "duration_s"),
@@ -331,6 +347,14 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
         ("worker.count", config.worker.count, config.worker.count >= 1, "must be >= 1"),
         ("worker.jobs_per_worker", config.worker.jobs_per_worker,
          config.worker.jobs_per_worker >= 1, "must be >= 1"),
+        ("worker.jobs_per_worker_max", config.worker.jobs_per_worker_max,
+         1 <= config.worker.jobs_per_worker_max <= 10_000, "must be between 1 and 10000"),
+        ("worker.capacity_interval_s", config.worker.capacity_interval_s,
+         config.worker.capacity_interval_s > 0, "must be > 0"),
+        ("worker.capacity_lag_high_s", config.worker.capacity_lag_high_s,
+         config.worker.capacity_lag_high_s > 0, "must be > 0"),
+        ("worker.capacity_cpu_high", config.worker.capacity_cpu_high,
+         0.1 < config.worker.capacity_cpu_high <= 64, "must be between 0.1 and 64"),
         ("worker.max_retries", config.worker.max_retries, config.worker.max_retries >= 0,
          "must be >= 0"),
         ("lease.duration_s", config.lease.duration_s, config.lease.duration_s > 0, "must be > 0"),
@@ -349,6 +373,8 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
          config.stream.replay_max_events >= 1, "must be >= 1"),
         ("stream.replay_max_bytes", config.stream.replay_max_bytes,
          config.stream.replay_max_bytes >= 1, "must be >= 1"),
+        ("stream.thread_idle_s", config.stream.thread_idle_s,
+         config.stream.thread_idle_s > 0, "must be > 0"),
         ("postgres.pool_max_size", config.postgres.pool_max_size,
          config.postgres.pool_max_size >= config.postgres.pool_min_size >= 0,
          "must be >= pool_min_size"),

@@ -63,9 +63,16 @@ class CorsCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class HeaderPatterns(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``http.configurable_headers``/``logging_headers``: case-insensitive glob patterns."""
+    """``http.configurable_headers``/``logging_headers``: case-insensitive glob patterns
+    (``include``/``exclude`` are aliases the platform also reads)."""
     includes: tuple[str, ...] | None = None
     excludes: tuple[str, ...] | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+    def rules(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(includes, excludes), the platform's way: the plural key wins when non-empty."""
+        return self.includes or self.include or (), self.excludes or self.exclude or ()
 
 
 class HttpProjectCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +88,8 @@ class HttpProjectCfg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     disable_ui: bool = False
     disable_mcp: bool = False
     disable_a2a: bool = False
+    # Turns off only the v2 event streaming routes (disable_runs turns them off too).
+    disable_event_streaming: bool = False
     mount_prefix: str | None = None
     configurable_headers: HeaderPatterns | None = None
     logging_headers: HeaderPatterns | None = None
@@ -162,6 +171,8 @@ def load(path: Path) -> Project:
     http = _convert("http", raw.get("http") or {}, HttpProjectCfg, src)
     if http.cors is not None:
         _check_cors(http.cors, src)
+    if http.mount_prefix is not None:
+        http = msgspec.structs.replace(http, mount_prefix=_mount_prefix(http.mount_prefix, src))
     webhooks = _convert("webhooks", raw.get("webhooks") or {}, WebhooksCfg, src)
     if webhooks.url.max_url_length < 1:
         raise ConfigError(f"config error: webhooks.url.max_url_length = "
@@ -240,6 +251,22 @@ def _convert(key: str, value: object, cls: type[_T], src: str) -> _T:
         dotted = key + re.sub(r"\[(\d+)\]", r".\1", path.replace("[...]", ""))
         raise ConfigError(f"config error: {dotted} = {found!r} ({src}): "
                           f"{reason[0].lower()}{reason[1:]}") from None
+
+
+_PREFIX = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
+
+
+def _mount_prefix(value: str, src: str) -> str | None:
+    """``http.mount_prefix``: '/segment[/segment...]'. As on the platform one trailing '/'
+    is dropped and '' or '/' means no prefix."""
+    prefix = value[:-1] if value.endswith("/") else value
+    if not prefix:
+        return None
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError(f"config error: http.mount_prefix = {value!r} ({src}): expected a "
+                          "path like '/my-deployment/api' (starts with '/', no '?', '#', "
+                          "spaces or empty segments)")
+    return prefix
 
 
 def _check_cors(cors: CorsCfg, src: str) -> None:

@@ -37,7 +37,7 @@ from aegra.domain.assistants import SYSTEM_METADATA, NewAssistant, default_assis
 from aegra.domain.auth import Caller, Filter
 from aegra.domain.errors import Forbidden
 from aegra.domain.ports import Authenticator, Authorizer
-from aegra.project import empty
+from aegra.project import Project, empty
 from aegra.runtime.board import Board
 from aegra.runtime.registry import RunRegistry
 from aegra.services.assistants import AssistantService
@@ -180,8 +180,9 @@ class Api:
         return response.status_code, (await response.get_json() if raw else None)
 
 
-async def build_api(owner_auth: bool = False) -> Api:
-    cfg = config.load(None, {}).config
+async def build_api(owner_auth: bool = False, project: Project | None = None,
+                    env: Mapping[str, str] | None = None) -> Api:
+    cfg = config.load(None, dict(env or {})).config
     auth: Authorizer = OwnerAuth() if owner_auth else NoAuth()
     authenticator: Authenticator | None = BearerAuthenticator() if owner_auth else None
     threads, assistants, items = MemoryThreads(), MemoryAssistants(GRAPHS), MemoryItems()
@@ -198,7 +199,7 @@ async def build_api(owner_auth: bool = False) -> Api:
     services = Services(
         runs=run_service,
         threads=ThreadService(store=threads, states=NoCheckpoints(), auth=auth,
-                              runs=run_service, active=runs),
+                              runs=run_service, active=runs, events=broker),
         assistants=AssistantService(store=assistants, graphs=graphs, runs=run_service,
                                     auth=auth),
         crons=CronService(store=crons, auth=auth, cfg=cfg.cron, queue=queue,
@@ -208,7 +209,7 @@ async def build_api(owner_auth: bool = False) -> Api:
     await assistants.create(NewAssistant(
         assistant_id=SYSTEM_ASSISTANT, graph_id="agent", name="agent", description=None,
         config={}, context={}, metadata=dict(SYSTEM_METADATA)))
-    deps = Deps(config=cfg, project=empty(Path(".")), board=Board(ready=True),
+    deps = Deps(config=cfg, project=project or empty(Path(".")), board=Board(ready=True),
                 registry=registry, version="test", services=services,
                 authenticator=authenticator)
     return Api(client=create_app(deps).test_client(), services=services, threads=threads,
@@ -218,5 +219,6 @@ async def build_api(owner_auth: bool = False) -> Api:
 
 @pytest.fixture
 def make_api() -> Callable[..., Awaitable[Api]]:
-    """``await make_api(owner_auth=...)``: a fresh app and its adapters."""
+    """``await make_api(owner_auth=..., project=..., env=...)``: a fresh app and its
+    adapters; ``env``: settings as environment variables (``AEGRA__SECTION__KEY``)."""
     return build_api

@@ -24,7 +24,7 @@ from tests.e2e.conftest import GRAPHS, ServerProcess, base_env, write_project
 ALL_GRAPHS = {
     "agent": "echo.py", "slow": "slow.py", "hitl": "hitl.py", "fail": "fail.py",
     "chat": "chat.py", "custom": "custom.py", "sub": "with_subgraph.py",
-    "whoami": "whoami.py",
+    "whoami": "whoami.py", "config": "configurable.py",
 }
 
 # Our streams end with an ``end`` event; the platform just closes. Flipped off only when
@@ -44,13 +44,16 @@ def module_server(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory, *
                   project: dict[str, Any] | None = None, args: list[str] | None = None,
                   **env: str) -> Iterator[ServerProcess]:
     """A fresh database and one ``aegra serve`` for a whole test module; ``project``:
-    more aegra.json keys, ``args``: more command-line arguments."""
+    more aegra.json keys (``graphs`` replaces ALL_GRAPHS), ``args``: more command-line
+    arguments."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     workdir: Path = tmp_path_factory.mktemp("runs")
-    write_project(workdir, {g: f"{GRAPHS / f}:graph" for g, f in ALL_GRAPHS.items()},
-                  **(project or {}))
+    extra = dict(project or {})
+    graphs = extra.pop("graphs", None) or {
+        g: f"{GRAPHS / f}:graph" for g, f in ALL_GRAPHS.items()}
+    write_project(workdir, graphs, **extra)
     server = ServerProcess(workdir, base_env(_with_db(pg_admin_dsn, name), **env), args)
     server.start()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import trio
 from quart import Blueprint, Response, g, request
@@ -15,6 +16,7 @@ from aegra.api import errors, system
 from aegra.api.cors import CorsPolicy, is_preflight
 from aegra.api.deps import Deps
 from aegra.api.metrics import Metrics
+from aegra.domain.headers import NEVER_LOGGED, HeaderRules
 
 log = logs.get_logger("aegra.http")
 
@@ -42,6 +44,10 @@ def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
     app.extensions["metrics"] = metrics or Metrics()
     metrics = app.extensions["metrics"]
     log_requests = d.config.http.log_requests
+    # http.logging_headers: the request and response headers a request's log line shows
+    # (none unless configured; credentials and cookies never).
+    logged = d.project.http.logging_headers
+    log_headers = HeaderRules(*logged.rules()) if logged is not None else None
     cors = CorsPolicy.build(d.project.http.cors, d.config.http.cors_allow_origins)
     if cors.credentials_unusable:
         log.warning("cors.credentials_ignored", hint="http.cors.allow_credentials needs "
@@ -75,20 +81,56 @@ def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
             metrics.requests.labels(method, rule, str(response.status_code)).inc()
             metrics.latency.labels(method, rule).observe(elapsed)
             if log_requests:
-                log.info("http.request", method=request.method, path=request.path,
-                         status=response.status_code, ms=round(elapsed * 1000, 2))
+                extra: dict[str, Any] = {} if log_headers is None else {
+                    "req_header": log_headers.select(request.headers.items(), NEVER_LOGGED),
+                    "res_header": log_headers.select(response.headers.items(), NEVER_LOGGED)}
+                log.info("http.request", method=request.method,
+                         path=request.root_path + request.path, status=response.status_code,
+                         ms=round(elapsed * 1000, 2), **extra)
         return response
 
     auth_edge.install(app, d.authenticator)  # after _begin: failures carry a request id
     errors.install(app)
     app.register_blueprint(system.bp)
-    for bp in _feature_blueprints():
+    for bp in _feature_blueprints(d):
         app.register_blueprint(bp)
     return app
 
 
-def _feature_blueprints() -> list[Blueprint]:
-    """Blueprints of the resource issues (#3 onwards) register here."""
+def _feature_blueprints(d: Deps) -> list[Blueprint]:
+    """Blueprints of the resource issues (#3 onwards) register here. A group the project
+    file turns off (``http.disable_*``) is not registered: its paths are 404, as on the
+    platform (crons and the run join streams go with runs, the thread stream with
+    threads)."""
     from aegra.api import assistants, crons, runs, store, thread_stream, threads
 
-    return [assistants.bp, store.bp, threads.bp, runs.bp, thread_stream.bp, crons.bp]
+    off = d.project.http
+    out: list[Blueprint] = []
+    if not off.disable_meta:
+        out.append(system.meta_bp)
+    if not off.disable_assistants:
+        out.append(assistants.bp)
+    if not off.disable_store:
+        out.append(store.bp)
+    if not off.disable_threads:
+        out += [threads.bp, thread_stream.bp]
+    if not off.disable_runs:
+        out += [runs.bp, crons.bp]
+    if not off.disable_runs and not off.disable_event_streaming:
+        # v2 thread streaming creates runs (run.start), so disable_runs turns it off too.
+        from aegra.api import thread_events, thread_events_ws
+
+        out += [thread_events.bp, thread_events_ws.bp]
+    if not off.disable_mcp:
+        from aegra.api import mcp
+
+        out.append(mcp.bp)
+    if not off.disable_a2a:
+        from aegra.api import a2a
+
+        out.append(a2a.bp)
+    if not off.disable_ui:
+        from aegra.api import ui
+
+        out.append(ui.bp)
+    return out

@@ -2,8 +2,10 @@
 
 With custom auth every request is authenticated before its handler runs, including
 requests for unknown paths and ids (so they answer 401, not 404, without credentials).
-Open: the platform's meta routes and our probes. CORS preflights never get here: the
-app answers them in an earlier hook (a browser sends no credentials on them). The
+Open: the platform's meta routes, our probes, and GETs of UI bundle files under ``/ui/``
+(loaded by ``<script src>``, which sends no credentials; ``POST /ui/{name}`` is not
+open). CORS preflights never get here: the app answers them in an earlier hook (a
+browser sends no credentials on them). The
 caller is kept on ``g`` and handed explicitly to every service call through
 ``caller()``. With ``AUTH_TYPE=noop`` nothing runs and the caller is ``ANONYMOUS``.
 """
@@ -37,6 +39,8 @@ def install(app: Quart, authenticator: Authenticator | None) -> None:
     async def _authenticate() -> None:
         if request.path in OPEN_PATHS:
             return
+        if request.method in ("GET", "HEAD") and request.path.startswith("/ui/"):
+            return  # UI bundle files, fetched by <script src>: open, as on the platform
         body = None
         if authenticator.wants_body and request.method in ("POST", "PUT", "PATCH", "DELETE"):
             raw = await request.get_data(cache=True)

@@ -14,6 +14,7 @@ from aegra.services.crons import CronService
 from aegra.services.runs import RunService
 from aegra.services.store import StoreService
 from aegra.services.threads import ThreadService
+from aegra.services.ui import UiService
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +25,4 @@ class Services:
     crons: CronService
     store: StoreService | None  # None when LangGraph's store is not available
     auth: Authorizer
+    ui: UiService | None = None  # None when aegra.json has no ``ui``

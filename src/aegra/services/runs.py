@@ -14,7 +14,7 @@ query; a run it hides is NotFound. Workers, the reaper and crons never come thro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -23,7 +23,8 @@ import trio
 from aegra import logs
 from aegra.domain.assistants import as_uuid, canonical_id, is_system, not_found
 from aegra.domain.auth import Caller, Filter, user_dict
-from aegra.domain.errors import Draining, NotFound
+from aegra.domain.errors import Draining, NotFound, StoreUnavailable
+from aegra.domain.headers import HeaderRules, run_headers
 from aegra.domain.leases import Expired, exhausted_message
 from aegra.domain.ports import (
     AssistantLookup,
@@ -42,13 +43,14 @@ from aegra.domain.run_params import build_params as build_params  # re-exported
 from aegra.domain.run_params import reserved_sent
 from aegra.domain.run_params import stream_modes as stream_modes  # re-exported
 from aegra.domain.run_rows import Cancelled, NewRun
-from aegra.domain.runs import TERMINAL, new_run_id
+from aegra.domain.runs import DEFAULT_MULTITASK, TERMINAL, new_run_id
 from aegra.runtime.registry import RunRegistry
 
 log = logs.get_logger("aegra.runs")
 # (graph_id, thread_id) -> (latest values, interrupts by task, has nodes left to run)
 ThreadView = Callable[[str, str], Awaitable[tuple[object, Json, bool]]]
 Webhook = Callable[[str, Json], Awaitable[object]]  # (url, payload)
+CREATE_S = 30.0  # bound on one run creation: write, displaced runs, queue
 Spawn = Callable[..., None]  # start an async function in a supervised nursery
 
 
@@ -80,6 +82,8 @@ class RunService:
         self.spawn = spawn
         self.intake_stopped = intake_stopped
         self.poll_s = poll_s
+        # http.configurable_headers: which request headers a run gets (none by default).
+        self.header_rules = HeaderRules()
 
     # -- creation -------------------------------------------------------------------------
     def _lookup(self, value: str, build: Callable[[Json], Json] = _unbuilt
@@ -112,11 +116,15 @@ class RunService:
                                           "metadata": {}})
 
     async def create(self, caller: Caller, body: dict[str, Any], *, thread_id: str | None,
-                     cron_id: str | None = None) -> dict[str, Any]:
+                     cron_id: str | None = None,
+                     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None
+                     ) -> dict[str, Any]:
         """Create a run as ``caller``. The ``create_run`` handler may stamp the metadata,
         which the run stores; on an existing thread its filter must hold (else NotFound);
         a thread made for the run (stateless, ``if_not_exists="create"``) gets that
-        metadata, so it is the caller's, as on the platform."""
+        metadata, so it is the caller's, as on the platform. ``headers``: the request's,
+        of which ``http.configurable_headers`` picks what goes into the run's
+        ``config.configurable`` (every run-creating endpoint passes them)."""
         if self.intake_stopped is not None and self.intake_stopped.is_set():
             raise Draining("this instance is draining; retry on another instance")
         dropped = reserved_sent(body)
@@ -124,6 +132,7 @@ class RunService:
             log.warning("run.reserved_keys_dropped", keys=dropped,
                         hint="the server sets these; a client's values are ignored")
         threaded = thread_id is not None
+        strategy = body.get("multitask_strategy") or DEFAULT_MULTITASK
         run_id = new_run_id()
         metadata = dict(body.get("metadata") or {})
         thread_filter: Filter | None = None
@@ -132,12 +141,10 @@ class RunService:
         if secured:
             value = {"thread_id": thread_id, "assistant_id": body["assistant_id"],
                      "run_id": run_id, "status": "pending", "metadata": metadata,
-                     "kwargs": body,
-                     "multitask_strategy": body.get("multitask_strategy") or "reject",
+                     "kwargs": body, "multitask_strategy": strategy,
                      "if_not_exists": body.get("if_not_exists") or "reject",
                      "after_seconds": body.get("after_seconds") or 0,
-                     "prevent_insert_if_inflight":
-                         (body.get("multitask_strategy") or "reject") == "reject"}
+                     "prevent_insert_if_inflight": strategy == "reject"}
             thread_filter = await self._threads(caller, "create_run", value)
             stamped = value.get("metadata")
             metadata = dict(stamped) if isinstance(stamped, dict) else {}
@@ -146,20 +153,28 @@ class RunService:
         user = None
         if caller.identity is not None:
             user = caller.user or user_dict(caller.identity, caller.permissions, {})
+        copied = run_headers(headers, self.header_rules)
+        request_id = logs.request_id.get() if headers is not None else None
         lookup = self._lookup(body["assistant_id"], lambda assistant: build_params(
-            body, assistant, threaded, user=user))
-        created = await self.runs.create_as(NewRun(
-            thread_id=thread_id, assistant_id="", graph_id="", params={},  # from lookup
-            metadata=metadata,
-            multitask_strategy=body.get("multitask_strategy") or "reject",
-            if_not_exists=body.get("if_not_exists") or "reject",
-            after_seconds=float(body.get("after_seconds") or 0), user_id=caller.identity,
-            stateless=thread_id is None, cron_id=cron_id, run_id=run_id,
-        ), lookup, thread_filter=thread_filter, assistant_filter=assistant_filter,
-            thread_metadata=metadata if secured else None)
-        await self._apply(created.cancelled)
-        run = created.run
-        await self.queue.put(run["run_id"], delay_s=float(body.get("after_seconds") or 0))
+            body, assistant, threaded, user=user, headers=copied, request_id=request_id))
+        # Shielded, with a bound: a client that goes away while the COMMIT is on the wire
+        # must not leave a committed run unqueued until the reaper's stuck-pending rule.
+        with trio.move_on_after(CREATE_S, shield=True) as bound:
+            created = await self.runs.create_as(NewRun(
+                thread_id=thread_id, assistant_id="", graph_id="", params={},  # from lookup
+                metadata=metadata,
+                multitask_strategy=strategy,
+                if_not_exists=body.get("if_not_exists") or "reject",
+                after_seconds=float(body.get("after_seconds") or 0), user_id=caller.identity,
+                stateless=thread_id is None, cron_id=cron_id, run_id=run_id,
+            ), lookup, thread_filter=thread_filter, assistant_filter=assistant_filter,
+                thread_metadata=metadata if secured else None)
+            await self._apply(created.cancelled)
+            run = created.run
+            await self.queue.put(run["run_id"], delay_s=float(body.get("after_seconds") or 0))
+        if bound.cancelled_caught:
+            raise StoreUnavailable(f"creating run {run_id} took over {CREATE_S:g}s; "
+                                   "get it before creating it again")
         return run
 
     # -- a caller's reads, deletes and cancels --------------------------------------------

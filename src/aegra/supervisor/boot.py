@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -26,16 +26,19 @@ from aegra.adapters.postgres import assistants as assistants_db
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.redis.client import RedisClient
+from aegra.adapters.ui import build as ui_build
 from aegra.api.app import create_app
 from aegra.api.deps import Deps
 from aegra.api.metrics import Metrics
 from aegra.api.mount import load_user_app, mount
+from aegra.api.prefix import prefixed
 from aegra.config import Config, ConfigError, exposed_without_auth
 from aegra.domain.errors import StoreUnavailable
 from aegra.domain.webhooks import render_headers
 from aegra.logs import get_logger
 from aegra.project import Project
 from aegra.runtime.board import Board
+from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
 from aegra.supervisor import wiring
 from aegra.supervisor.http import run_http
@@ -46,6 +49,12 @@ from aegra.supervisor.sdnotify import Notifier, watchdog_interval_s
 from aegra.supervisor.watchdog import run_watchdog
 
 log = get_logger("aegra.boot")
+
+
+def _lag_seen(metrics: Metrics, capacity: Capacity, lag_s: float) -> None:
+    """The watchdog's measurement: the gauge, and the capacity actor's input."""
+    metrics.loop_lag.set(lag_s)
+    capacity.observe_lag(lag_s)
 
 
 async def open_database(cfg: Config) -> PgPool:
@@ -88,8 +97,18 @@ async def migrate_on_startup(cfg: Config, project: Project) -> None:
              ms=round((trio.current_time() - t0) * 1000, 1))
 
 
-def _webhook_deliverer(project: Project) -> partial[Any]:
-    """Delivery under the project's URL policy, with its headers (env templates filled)."""
+async def _webhooks_disabled(url: str, payload: dict[str, Any]) -> None:
+    log.info("webhook.skipped", run_id=payload.get("run_id"),
+             reason="http.disable_webhooks is set")
+
+
+def _webhook_deliverer(project: Project
+                       ) -> Callable[[str, dict[str, Any]], Awaitable[object]]:
+    """Delivery under the project's URL policy, with its headers (env templates filled);
+    with ``http.disable_webhooks`` none is made, as on the platform (the URL a run names
+    is still checked when it is created)."""
+    if project.http.disable_webhooks:
+        return _webhooks_disabled
     cfg = project.webhooks
     try:
         headers = render_headers(cfg.headers, os.environ, cfg.env_prefix)
@@ -97,6 +116,18 @@ def _webhook_deliverer(project: Project) -> partial[Any]:
         raise ConfigError(f"config error: webhooks.headers ({project.source or 'aegra.json'})"
                           f": {exc}") from None
     return partial(webhook.deliver, policy=cfg.url, headers=headers)
+
+
+async def _build_ui(cfg: Config, project: Project) -> ui_build.Built | None:
+    """aegra.json's ``ui`` bundles, built with Node (only when ``ui`` is configured and
+    ``http.disable_ui`` is not set); a failure stops startup with its one line."""
+    if project.http.disable_ui:
+        return None
+    try:
+        return await ui_build.build(project, cfg.ui)
+    except ui_build.UiBuildError as exc:
+        log.critical("ui.build_failed", error=str(exc))
+        raise SystemExit(f"aegra: {exc}") from None
 
 
 async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | None = None,
@@ -116,6 +147,7 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
         # SystemExit carries the one line to stderr and exits 1 (cli re-raises it as is).
         raise SystemExit(f"aegra: {exc}") from None
     deliver_webhook = _webhook_deliverer(project)
+    ui = await _build_ui(cfg, project)  # before any I/O too: a broken component fails fast
     # Auth may be on through aegra.json's auth.path alone (AUTH_TYPE left at noop).
     exposed = exposed_without_auth(cfg) if sdk_auth is None else None
     if exposed is not None:
@@ -143,8 +175,9 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                         version=__version__, pg=pg, langgraph=lg, redis=redis)
             deps.features["store_semantic_search"] = store_opts.semantic
             deps.authenticator = sdk_auth
-            app = mount(create_app(deps, metrics), user_app,
-                        sdk_auth if project.http.enable_custom_route_auth else None)
+            app = prefixed(mount(create_app(deps, metrics), user_app,
+                                 sdk_auth if project.http.enable_custom_route_auth else None),
+                           project.http.mount_prefix)
             sup_cfg = cfg.supervisor
             supervisor = Supervisor(
                 policy=RestartPolicy(max_restarts=sup_cfg.max_restarts,
@@ -163,10 +196,12 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                 cfg=cfg, project=project, pg=pg, langgraph=lg, graphs=graphs,
                 runtime=runtime, auth=sdk_auth or auth_adapter.NoAuth(),
                 item_store=PgItemStore(lg, semantic=store_opts.semantic,
-                                       ttl_enabled=store_opts.ttl is not None)))
+                                       ttl_enabled=store_opts.ttl is not None),
+                ui=ui.assets if ui is not None else None))
             await runtime.recover()
             outer = [ActorSpec("watchdog", partial(
-                run_watchdog, notifier, watchdog_interval_s(), metrics.loop_lag.set, registry.ids,
+                run_watchdog, notifier, watchdog_interval_s(),
+                partial(_lag_seen, metrics, runtime.capacity), registry.ids,
                 lambda: board.ready,
             ))]
             front = [ActorSpec("http", partial(

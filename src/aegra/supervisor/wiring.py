@@ -17,7 +17,9 @@ from aegra.adapters.postgres.crons import PgCrons
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.threads import PgThreads
 from aegra.config import Config
+from aegra.domain.headers import HeaderRules
 from aegra.domain.ports import Authorizer
+from aegra.domain.ui import UiAssets
 from aegra.project import Project
 from aegra.services.assistants import AssistantService
 from aegra.services.container import Services
@@ -25,6 +27,7 @@ from aegra.services.crons import CronService
 from aegra.services.runs import RunService
 from aegra.services.store import StoreService
 from aegra.services.threads import ThreadService
+from aegra.services.ui import UiService
 from aegra.supervisor.runtime import RunRuntime
 
 
@@ -40,12 +43,14 @@ class Parts:
     runtime: RunRuntime
     auth: Authorizer
     item_store: PgItemStore | None
+    ui: UiAssets | None = None  # the built bundles, when aegra.json has ``ui``
 
 
 def build(parts: Parts) -> Services:
     return Services(runs=runs_service(parts), threads=threads_service(parts),
                     assistants=assistants_service(parts), crons=crons_service(parts),
-                    store=store_service(parts), auth=parts.auth)
+                    store=store_service(parts), auth=parts.auth,
+                    ui=UiService(parts.ui) if parts.ui is not None else None)
 
 
 def runs_service(parts: Parts) -> RunService:
@@ -54,13 +59,17 @@ def runs_service(parts: Parts) -> RunService:
     service = parts.runtime.service
     service.auth = parts.auth
     service.thread_view = parts.runtime.runner.thread_view
+    headers = parts.project.http.configurable_headers
+    if headers is not None:
+        service.header_rules = HeaderRules(*headers.rules())
     return service
 
 
 def threads_service(parts: Parts) -> ThreadService:
     runtime = parts.runtime
     return ThreadService(store=PgThreads(parts.pg), states=LangGraphThreadStates(parts.graphs),
-                         auth=parts.auth, runs=runtime.service, active=runtime.runs)
+                         auth=parts.auth, runs=runtime.service, active=runtime.runs,
+                         events=runtime.broker)
 
 
 def assistants_service(parts: Parts) -> AssistantService:
