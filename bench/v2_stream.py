@@ -6,7 +6,7 @@ transports so they share the same window of machine load, streams runs of 1 and 
 ``--tokens`` chunks over each of:
 
   v1-sse   ``POST /threads/{id}/runs/stream`` with v2's stream modes (values, updates,
-           messages-tuple, custom): every v1 event is sent
+           messages-tuple, custom, tasks, checkpoints): every v1 event is sent
   v2-sse   ``run.start`` then ``POST /threads/{id}/stream/events`` (values, updates,
            messages, lifecycle) until the root lifecycle ends
   v2-ws    ``run.start`` then the WebSocket twin, same channels
@@ -39,7 +39,7 @@ from runs import Server, stream_run  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
 DB = "aegra_bench_v2"
-MODES = ["values", "updates", "messages-tuple", "custom"]
+MODES = ["values", "updates", "messages-tuple", "custom", "tasks", "checkpoints"]
 CHANNELS = ["values", "updates", "messages", "lifecycle"]
 
 

@@ -115,6 +115,61 @@ def test_tool_calls_projection(server):
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_subgraphs_projection_discovers_the_child_and_sees_it_finish(server, transport):
+    # ``sub``: plan, then a compiled subgraph node ``sub`` (inner). The SDK discovers the
+    # child from its lifecycle/tasks events and closes it on the parent's task result.
+    async def scenario():
+        client = get_client(url=server.url)
+        async with client.threads.stream(assistant_id="sub", transport=transport) as thread:
+            await thread.run.start(input={"topic": "x"})
+            handles = await asyncio.wait_for(_all(thread.subgraphs), 20)
+            output = await asyncio.wait_for(thread.output, 20)
+        return handles, output
+
+    handles, output = asyncio.run(scenario())
+    [child] = handles
+    assert child.graph_name == "sub" and child.status == "completed" and child.error is None
+    assert child.path == (f"sub:{child.trigger_call_id}",)
+    assert output["notes"] == ["planned", "inner:x"]
+
+
+def test_interleave_tasks_checkpoints_and_subgraphs(server):
+    async def scenario():
+        client = get_client(url=server.url)
+        got, handles = [], []  # (channel, item, the handles' statuses as it came)
+        async with client.threads.stream(assistant_id="sub") as thread:
+            await thread.run.start(input={"topic": "x"})
+
+            async def collect():
+                async for channel, item in thread.interleave_projections(
+                        ["subgraphs", "tasks", "checkpoints"]):
+                    handles.extend([item] if channel == "subgraphs" else [])
+                    got.append((channel, item, [h.status for h in handles]))
+            await asyncio.wait_for(collect(), 20)
+        return got
+
+    got = asyncio.run(scenario())
+    [(_, child, status)] = [g for g in got if g[0] == "subgraphs"]
+    assert status == ["started"]
+    tasks = [(item["name"], "result" in item, st) for ch, item, st in got if ch == "tasks"]
+    # Discovered when its events begin (after the parent's task start); finished by the
+    # parent's result for its task, not by the end of the run.
+    assert tasks == [("plan", False, []), ("plan", True, []), ("sub", False, []),
+                     ("sub", True, ["completed"])]
+    sub_start, sub_done = [item for ch, item, _ in got
+                           if ch == "tasks" and item["name"] == "sub"]
+    assert sub_start["id"] == sub_done["id"] == child.trigger_call_id
+    assert sub_start["input"] == {"topic": "x", "notes": ["planned"]}
+    assert sub_done["result"] == {"topic": "x", "notes": ["planned", "inner:x"]}
+    assert sub_done["error"] is None and sub_done["interrupts"] == []
+    checkpoints = [item for ch, item, _ in got if ch == "checkpoints"]  # the root's only
+    assert [(c["step"], c["source"]) for c in checkpoints] == [
+        (-1, "input"), (0, "loop"), (1, "loop"), (2, "loop")]
+    assert [c.get("parent_id") for c in checkpoints] == [
+        None, *[c["id"] for c in checkpoints[:-1]]]
+
+
 async def _post_events(http, tid, body, *, until_method=None, limit=None):
     """One SSE connection: the envelopes read until ``until_method`` at the root (or
     ``limit`` of them), then the connection is dropped."""

@@ -188,3 +188,75 @@ def test_a_lost_end_after_an_interrupt_still_announces_it():
     out = conv.synthetic("interrupted")
     assert [m for m, _, _ in out] == ["input.requested", "lifecycle"]
     assert conv.ended and out[-1][2] == {"event": "interrupted"}
+
+
+def _cp(cid, parent, step, source, ns=""):
+    conf = {"checkpoint_ns": ns, "thread_id": "t", "checkpoint_id": cid}
+    return {"config": {"configurable": conf},
+            "parent_config": parent and {"configurable": {**conf, "checkpoint_id": parent}},
+            "values": {"big": "state"}, "metadata": {"source": source, "step": step},
+            "next": ["sub"], "tasks": []}
+
+
+def test_tasks_and_checkpoints_in_their_namespaces_and_a_subgraph_closed_by_its_parent():
+    # The v1 tape LangGraph streams for ``plan -> sub(inner)`` with tasks + checkpoints.
+    start = {"id": "t1", "name": "sub", "input": {"x": 1}, "triggers": ["branch:to:sub"]}
+    inner = {"id": "t2", "name": "inner", "input": {"x": 1}, "triggers": ["branch:to:inner"]}
+    inner_done = {"id": "t2", "name": "inner", "error": None, "result": {"x": 2},
+                  "interrupts": []}
+    done = {"id": "t1", "name": "sub", "error": None, "result": {"x": 2}, "interrupts": []}
+    conv = RunConverter("g")
+    out = feed(conv, ("metadata", {}),
+               ("checkpoints", _cp("c0", None, -1, "input")),
+               ("tasks", start),
+               ("checkpoints|sub:t1", _cp("s0", None, -1, "input", "sub:t1")),
+               ("tasks|sub:t1", inner),
+               ("updates|sub:t1", {"inner": {"x": 2}}),
+               ("tasks|sub:t1", inner_done),
+               ("checkpoints|sub:t1", _cp("s1", "s0", 1, "loop", "sub:t1")),
+               ("updates", {"sub": {"x": 2}}),
+               ("tasks", done),
+               ("checkpoints", _cp("c1", "c0", 1, "loop")),
+               ("end", {"status": "success"}))
+    sub = ["sub:t1"]
+    assert out == [
+        ("lifecycle", [], {"event": "started", "graph_name": "g"}),
+        ("checkpoints", [], {"id": "c0", "step": -1, "source": "input"}),
+        ("tasks", [], start),
+        ("lifecycle", sub, {"event": "started", "graph_name": "sub"}),
+        ("checkpoints", sub, {"id": "s0", "step": -1, "source": "input"}),
+        ("tasks", sub, inner),
+        ("updates", sub, {"node": "inner", "values": {"x": 2}}),
+        ("tasks", sub, inner_done),
+        ("checkpoints", sub, {"id": "s1", "parent_id": "s0", "step": 1, "source": "loop"}),
+        ("updates", [], {"node": "sub", "values": {"x": 2}}),
+        ("lifecycle", sub, {"event": "completed", "graph_name": "sub"}),
+        ("tasks", [], done),
+        ("checkpoints", [], {"id": "c1", "parent_id": "c0", "step": 1, "source": "loop"}),
+        ("lifecycle", [], {"event": "completed", "graph_name": "g"}),  # sub not closed twice
+    ]
+
+
+def test_parallel_runs_of_one_subgraph_close_oldest_first_and_nested_ones_at_their_level():
+    conv = RunConverter()
+    out = feed(conv, ("metadata", {}),
+               ("values|sub:a", {}), ("values|sub:b", {}), ("values|sub:a|deep:c", {}),
+               ("updates|sub:a", {"deep": {}}),  # closes sub:a|deep:c, not a root child
+               ("updates", {"sub": {}}),  # the first run of ``sub`` to report
+               ("tasks", {"id": "x", "name": "other", "input": None, "triggers": []}),
+               ("end", {"status": "success"}))
+    closing = [(ns, d["event"]) for m, ns, d in out
+               if m == "lifecycle" and d["event"] != "started"]
+    assert closing == [(["sub:a", "deep:c"], "completed"), (["sub:a"], "completed"),
+                       (["sub:b"], "completed"), ([], "completed")]
+
+
+def test_tasks_and_checkpoints_pass_the_channel_and_namespace_filters():
+    conv = RunConverter()
+    out = feed(conv, ("metadata", {}),
+               ("tasks|sub:1", {"id": "t", "name": "n", "input": 1, "triggers": []}),
+               ("checkpoints", _cp("c", None, 0, "loop")))
+    flt = parse_filter({"channels": ["tasks", "checkpoints"], "namespaces": [["sub"]]})
+    assert [m for m, ns, d in out if matches(flt, (m, ns, d))] == ["tasks"]
+    flt = parse_filter({"channels": ["checkpoints"], "depth": 0})
+    assert [m for m, ns, d in out if matches(flt, (m, ns, d))] == ["checkpoints"]

@@ -22,7 +22,15 @@ Mapping (v1 name -> protocol ``method``, ``data``):
   ``content-block-start``, ``content-block-delta`` (text), and on the last chunk (or a
   whole message) ``content-block-finish`` + ``message-finish``;
 * ``custom`` -> ``custom`` ``{payload}``;
-* ``error`` + ``end`` -> open messages finished, subgraph namespaces ``completed``, then
+* ``tasks`` -> ``tasks`` as LangGraph shapes it: a task's start ``{id, name, input,
+  triggers}``, then its result ``{id, name, error, result, interrupts}``;
+* ``checkpoints`` -> ``checkpoints`` ``{id, parent_id?, step, source}`` (the state it
+  carries is already on ``values``);
+* a subgraph namespace (``sub:<task id>``) gets ``lifecycle`` ``started`` before its first
+  event and ``completed`` when its parent reports the node's update (``updates`` with
+  ``node: "sub"`` in the parent namespace), as the platform does;
+* ``error`` + ``end`` -> open messages finished, subgraph namespaces still open closed
+  (``completed``, or ``failed`` with the run), then
   at the root either ``input.requested`` ``{interrupt_id, payload, value}`` per pending
   interrupt and ``lifecycle`` ``interrupted`` (a paused run), or ``lifecycle``
   ``completed`` / ``failed`` (with the error). Interrupts are announced at the end, not
@@ -30,7 +38,7 @@ Mapping (v1 name -> protocol ``method``, ``data``):
   at once finds them (and the run no longer holds the thread).
 
 Events the protocol has no channel for (``debug``, ``events``, ``messages/*``,
-``events_dropped``) are skipped; nothing feeds ``tasks`` or ``checkpoints``.
+``events_dropped``) are skipped.
 """
 
 from __future__ import annotations
@@ -81,7 +89,8 @@ class RunConverter:
         self._interrupts: dict[str, Any] = {}  # pending interrupt id -> value
         self._messages: dict[str, _Message] = {}
         self._tool_calls: set[str] = set()
-        self._namespaces: dict[tuple[str, ...], None] = {}  # insertion-ordered set
+        self._namespaces: set[tuple[str, ...]] = set()  # every subgraph seen
+        self._open: dict[tuple[str, ...], None] = {}  # not yet closed, in start order
 
     def feed(self, name: str, data: object) -> list[ProtocolEvent]:
         """The protocol events one v1 event makes (none for what has no channel)."""
@@ -101,9 +110,10 @@ class RunConverter:
                 self.error = str(data.get("message") or data.get("error") or "error")
             return out
         if namespace and tuple(namespace) not in self._namespaces:
-            self._namespaces[tuple(namespace)] = None
-            graph = namespace[-1].split(":", 1)[0]
-            out.append(("lifecycle", namespace, {"event": "started", "graph_name": graph}))
+            self._namespaces.add(tuple(namespace))
+            self._open[tuple(namespace)] = None
+            out.append(("lifecycle", namespace, {"event": "started",
+                                                 "graph_name": _graph_of(namespace)}))
         if mode == "values":
             out.extend(self._values(namespace, data))
         elif mode == "updates":
@@ -112,6 +122,10 @@ class RunConverter:
             out.extend(self._message(namespace, data))
         elif mode == "custom":
             out.append(("custom", namespace, {"payload": data}))
+        elif mode == "tasks" and isinstance(data, dict):
+            out.append(("tasks", namespace, data))
+        elif mode == "checkpoints" and isinstance(data, dict):
+            out.append(("checkpoints", namespace, _checkpoint(data)))
         return out
 
     def _lifecycle(self, event: str, error: str | None = None) -> dict[str, Any]:
@@ -154,7 +168,19 @@ class RunConverter:
             else:
                 out.append(("updates", namespace, {"node": node, "values": values}))
                 out.extend(self._tools(namespace, values))
+                out.extend(self._close_child(namespace, node))
         return out
+
+    def _close_child(self, parent: list[str], node: str) -> list[ProtocolEvent]:
+        """The parent reported ``node``'s update: its oldest open subgraph run is done
+        (parallel runs of one node each report once)."""
+        for ns in self._open:
+            if len(ns) == len(parent) + 1 and list(ns[:-1]) == parent \
+                    and ns[-1].split(":", 1)[0] == node:
+                del self._open[ns]
+                return [("lifecycle", list(ns), {"event": "completed",
+                                                 "graph_name": _graph_of(ns)})]
+        return []
 
     def _tools(self, namespace: list[str], values: object) -> list[ProtocolEvent]:
         """Tool calls from a node's ``messages`` update: an AI message's calls start,
@@ -233,10 +259,11 @@ class RunConverter:
             out.extend(self._finish_message(msg_id))
         paused = bool(self._interrupts) and status in ("success", "interrupted")
         failed = status != "success" and not paused
-        for ns in reversed(self._namespaces):
+        for ns in reversed(self._open):  # the deepest (latest started) first
             out.append(("lifecycle", list(ns),
                         {"event": "failed" if failed else "completed",
-                         "graph_name": ns[-1].split(":", 1)[0]}))
+                         "graph_name": _graph_of(ns)}))
+        self._open.clear()
         if paused:
             return out + self._interrupt_events()
         if status == "success":
@@ -257,6 +284,29 @@ class RunConverter:
             self.ended = True
             return out + [("lifecycle", [], self._lifecycle("interrupted"))]
         return out + self._end({"status": status})
+
+
+def _graph_of(namespace: list[str] | tuple[str, ...]) -> str:
+    return namespace[-1].split(":", 1)[0]
+
+
+def _checkpoint_id(config: object) -> object:
+    conf = config.get("configurable") if isinstance(config, dict) else None
+    return conf.get("checkpoint_id") if isinstance(conf, dict) else None
+
+
+def _checkpoint(data: dict[str, Any]) -> dict[str, Any]:
+    """A v1 checkpoint (``{config, parent_config, values, metadata, next, tasks}``) as
+    the protocol's ``{id, parent_id?, step, source}``."""
+    found = data.get("metadata")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    out: dict[str, Any] = {"id": _checkpoint_id(data.get("config"))}
+    parent = _checkpoint_id(data.get("parent_config"))
+    if parent is not None:
+        out["parent_id"] = parent
+    out["step"] = meta.get("step")
+    out["source"] = meta.get("source")
+    return out
 
 
 def _ended_as(status: object) -> str:

@@ -23,7 +23,10 @@ from aegra.services.runs import RunService
 from aegra.services.thread_events import EPOCH
 from aegra.services.threads import ThreadService
 
-RUN_MODES = ["values", "updates", "messages-tuple", "custom"]
+# Fixed for every run: the events are numbered per v1 event (see thread_events), so all
+# subscribers must read the same tape. ``tasks`` and ``checkpoints`` feed their channels
+# and the SDK's subgraph discovery (a few events per step, none per token).
+RUN_MODES = ["values", "updates", "messages-tuple", "custom", "tasks", "checkpoints"]
 
 
 # A request's headers (or a WebSocket handshake's): http.configurable_headers picks from them.
