@@ -42,6 +42,7 @@ PROJECT = {"graphs": {"agent": f"{GRAPHS / 'echo.py'}:graph",
                       "slow": f"{GRAPHS / 'slow.py'}:graph",
                       "fail": f"{GRAPHS / 'fail.py'}:graph",
                       "hitl": f"{GRAPHS / 'hitl.py'}:graph",
+                      "ask_chat": f"{GRAPHS / 'ask_chat.py'}:graph",
                       "chat": f"{GRAPHS / 'chat.py'}:graph"}}
 
 
@@ -282,21 +283,33 @@ def test_graph_without_messages_is_refused(server):
     asyncio.run(scenario())
 
 
-def data_message(data: dict[str, Any], task_id: str | None = None) -> SendMessageRequest:
+def data_message(data: dict[str, Any], task_id: str | None = None,
+                 context_id: str | None = None) -> SendMessageRequest:
     value = Value()
     value.struct_value.update(data)
     message = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER,
                       parts=[Part(data=value)])
     if task_id is not None:
         message.task_id = task_id
+    if context_id is not None:
+        message.context_id = context_id
     return SendMessageRequest(message=message)
+
+
+def reply_to(task: Any, text: str) -> SendMessageRequest:
+    """A text message continuing ``task`` (same task and context)."""
+    request = user_message(text, task.context_id)
+    request.message.task_id = task.id
+    return request
 
 
 def test_an_interrupted_graph_asks_for_input(server):
     """A run that stops at ``interrupt()`` leaves its task input-required, with the
-    interrupt as an artifact. Resuming it is not supported here (yet): refused."""
+    interrupt as an artifact; a message naming the task resumes it with its data
+    part's ``resume`` value, keeping the task id. Once finished, it takes no more."""
     async def scenario():
         aid = await assistant_id(server, "hitl")
+        lg = get_client(url=server.url)
         async with httpx.AsyncClient(timeout=30) as http:
             client = await a2a_client(http, server, aid, streaming=False)
             (sent,) = await events(client, data_message({"topic": "launch"}))
@@ -308,10 +321,91 @@ def test_an_interrupted_graph_asks_for_input(server):
             assert asked["value"] == {"question": "approve launch?"}
             got = await client.get_task(GetTaskRequest(id=task.id))
             assert got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+
+            (resumed,) = await events(client, data_message(
+                {"resume": "yes"}, task_id=task.id, context_id=task.context_id))
+            assert (resumed.task.id, resumed.task.context_id) == (task.id, task.context_id)
+            assert resumed.task.status.state == TaskState.TASK_STATE_COMPLETED
+            state = await lg.threads.get_state(task.context_id)
+            assert state["values"]["answer"] == "yes"  # what interrupt() returned
+            assert state["values"]["trail"] == ["draft", "ask", "finish:yes"]
+            got = await client.get_task(GetTaskRequest(id=task.id))
+            assert got.status.state == TaskState.TASK_STATE_COMPLETED
+            with pytest.raises(UnsupportedOperationError, match="terminal task"):
+                await events(client, data_message({"resume": "no"}, task_id=task.id))
             with pytest.raises(TaskNotCancelableError):
                 await client.cancel_task(CancelTaskRequest(id=task.id))
-            with pytest.raises(UnsupportedOperationError):
-                await events(client, data_message({"answer": "yes"}, task_id=task.id))
+            # The resuming run's own composite id names no task.
+            runs = await lg.runs.list(task.context_id)
+            assert len(runs) == 2
+            with pytest.raises(TaskNotFoundError):
+                await client.get_task(GetTaskRequest(
+                    id=f"{task.context_id}:{runs[0]['run_id']}"))
+            with pytest.raises(TaskNotFoundError):
+                await events(client, data_message(
+                    {"resume": "x"}, task_id=f"{task.context_id}:{uuid.uuid4()}"))
+            with pytest.raises(InvalidParamsError, match="taskId are required"):
+                await events(client, data_message({"resume": "x"}))
+
+    asyncio.run(scenario())
+
+
+def test_a_text_reply_resumes_over_streaming_in_both_dialects(server):
+    """Text parts are the resume value (joined by newlines), not a new message: the
+    graph's ``interrupt()`` returns them. Over ``SendStreamingMessage`` and over 0.3's
+    ``message/stream`` the continuing task streams under its first id."""
+    async def scenario():
+        aid = await assistant_id(server, "ask_chat")
+        lg = get_client(url=server.url)
+        async with httpx.AsyncClient(timeout=30) as http:
+            for version in (None, "0.3"):
+                client = await a2a_client(http, server, aid, streaming=True, version=version)
+                asked = await events(client, user_message("paint it"))
+                task = asked[0].task
+                assert asked[-1].status_update.status.state == \
+                    TaskState.TASK_STATE_INPUT_REQUIRED
+                got = await events(client, reply_to(task, "blue"))
+                assert {e.task.id or e.status_update.task_id or e.artifact_update.task_id
+                        for e in got} == {task.id}
+                assert outline(got)[0] == ("task", "TASK_STATE_SUBMITTED")
+                assert outline(got)[-2:] == [("artifact_update", "you said: blue"),
+                                             ("status_update", "TASK_STATE_COMPLETED")]
+                state = await lg.threads.get_state(task.context_id)
+                assert [m["content"] for m in state["values"]["messages"]] == [
+                    "paint it", "you said: blue"]
+                plain = await a2a_client(http, server, aid, streaming=False, version=version)
+                done = await plain.get_task(GetTaskRequest(id=task.id))
+                assert done.status.state == TaskState.TASK_STATE_COMPLETED
+
+    asyncio.run(scenario())
+
+
+def test_cancel_a_task_waiting_for_input(server):
+    """Cancelling an input-required task ends its wait: the task is canceled, the
+    thread no longer interrupted, and the task takes no more messages."""
+    async def scenario():
+        aid = await assistant_id(server, "ask_chat")
+        lg = get_client(url=server.url)
+        async with httpx.AsyncClient(timeout=30) as http:
+            for version in (None, "0.3"):
+                client = await a2a_client(http, server, aid, streaming=False, version=version)
+                (sent,) = await events(client, user_message("paint it"))
+                task = sent.task
+                assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+                canceled = await client.cancel_task(CancelTaskRequest(id=task.id))
+                assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+                got = await client.get_task(GetTaskRequest(id=task.id))
+                assert got.status.state == TaskState.TASK_STATE_CANCELED
+                thread = await lg.threads.get(task.context_id)
+                assert (thread["status"], thread["interrupts"]) == ("idle", {})
+                with pytest.raises(UnsupportedOperationError):
+                    await events(client, reply_to(task, "too late"))
+                with pytest.raises(TaskNotCancelableError):
+                    await client.cancel_task(CancelTaskRequest(id=task.id))
+                # the context goes on with a new task
+                (again,) = await events(client, user_message("again", task.context_id))
+                assert again.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+                assert again.task.id != task.id
 
     asyncio.run(scenario())
 

@@ -2,7 +2,8 @@
 a2a-sdk client: the caller's identity applies to cards, tasks and the runs they make.
 
 Alice's task is hers: bob's get and cancel say "task not found", and his message into
-her context is refused, as if the thread did not exist. The graph runs as alice.
+her context is refused, as if the thread did not exist; so is his reply to a task of
+hers waiting for input, which hers resumes. The graph runs as alice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from a2a.types import (
     SendMessageRequest,
     TaskNotFoundError,
     TaskState,
+    UnsupportedOperationError,
 )
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Value
@@ -110,5 +112,45 @@ def test_the_graph_runs_as_the_caller(auth_server, as_user):  # noqa: F811
         values = MessageToDict(part.data)
         assert values["identity"] == "alice"
         assert values["user_id"] == "alice"
+
+    asyncio.run(scenario())
+
+
+def test_only_the_owner_resumes_or_cancels_a_waiting_task(auth_server, as_user):  # noqa: F811
+    async def scenario():
+        alice_lg = as_user("alice")
+        mine = await alice_lg.assistants.create("hitl")
+        aid = str(mine["assistant_id"])
+        async with http_as("alice") as alice_http, http_as("bob") as bob_http:
+            card = await A2ACardResolver(alice_http, f"{auth_server.url}/a2a/{aid}"
+                                         ).get_agent_card()
+            alice = await a2a_client(alice_http, auth_server.url, aid, card)
+            bob = await a2a_client(bob_http, auth_server.url, aid, card)
+            data = Value()
+            data.struct_value.update({"topic": "launch"})
+            task = await send(alice, message(Part(data=data)))
+            assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+            data = Value()
+            data.struct_value.update({"resume": "yes"})
+            reply = message(Part(data=data), task.context_id)
+            reply.message.task_id = task.id
+            with pytest.raises(InvalidParamsError):  # alice's agent: not his to see
+                await send(bob, reply)
+            with pytest.raises(TaskNotFoundError):
+                await bob.cancel_task(CancelTaskRequest(id=task.id))
+            # Through an agent of his own on the same graph, her task is not found.
+            his = await as_user("bob").assistants.create("hitl")
+            own = await a2a_client(bob_http, auth_server.url, str(his["assistant_id"]))
+            with pytest.raises(TaskNotFoundError):
+                await send(own, reply)
+            with pytest.raises(TaskNotFoundError):
+                await own.cancel_task(CancelTaskRequest(id=task.id))
+            assert (await alice_lg.threads.get(task.context_id))["status"] == "interrupted"
+            done = await send(alice, reply)
+            assert (done.id, done.status.state) == (task.id, TaskState.TASK_STATE_COMPLETED)
+            state = await alice_lg.threads.get_state(task.context_id)
+            assert state["values"]["answer"] == "yes"
+            with pytest.raises(UnsupportedOperationError):
+                await send(alice, reply)
 
     asyncio.run(scenario())

@@ -108,3 +108,24 @@ def test_message_events_become_progress():
     assert msgs.progress("messages/complete", human) is None
     assert msgs.progress("messages/metadata", partial) is None
     assert msgs.progress("values", partial) is None
+
+
+def _message(*parts):
+    return {"messageId": "m", "role": "user", "parts": list(parts)}
+
+
+def test_a_reply_to_an_interrupt_becomes_the_resume_command():
+    data = _message({"data": {"resume": {"ok": True}, "note": 1}}, {"text": "also"})
+    run_input = msgs.graph_input(data)
+    assert msgs.resume(data, run_input) == (
+        {"resume": {"ok": True}}, {"note": 1, "messages": run_input["messages"]})
+    text = _message({"text": "blue"}, {"text": "green"}, {"data": {"k": 2}})
+    # text answers the interrupt and is then not also a new message
+    assert msgs.resume(text, msgs.graph_input(text)) == ({"resume": "blue\ngreen"}, {"k": 2})
+    plain = _message({"data": {"k": 2}})
+    assert msgs.resume(plain, {"k": 2}) == (None, {"k": 2})
+    assert msgs.data_resume(_message({"data": {"resume": None}})) == (True, None)
+    assert msgs.data_resume(plain) == (False, None)
+    with pytest.raises(RpcError, match="Only one resume value") as caught:
+        msgs.resume(_message({"data": {"resume": 1}}, {"data": {"resume": 2}}), {})
+    assert caught.value.code == a2a.INVALID_PARAMS

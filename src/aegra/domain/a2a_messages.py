@@ -91,6 +91,33 @@ def graph_input(message: dict[str, Any]) -> dict[str, Any]:
     return {**data, **({"messages": messages} if messages else {})}
 
 
+def data_resume(message: dict[str, Any]) -> tuple[bool, object]:
+    """Whether a data part carries an explicit ``resume`` value, and that value (one at
+    most: the platform refuses two)."""
+    found = [part["data"]["resume"] for part in message["parts"]
+             if isinstance(part, dict) and isinstance(part.get("data"), dict)
+             and "resume" in part["data"]]
+    if len(found) > 1:
+        raise _invalid("Only one resume value is allowed in data parts")
+    return (True, found[0]) if found else (False, None)
+
+
+def resume(message: dict[str, Any], run_input: dict[str, Any]
+           ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The ``Command(resume=...)`` answering an interrupt, and what is left of the input:
+    a data part's ``resume`` value, else the text parts joined by newlines (which then
+    are not also added as messages). None when the message has neither."""
+    explicit, value = data_resume(message)
+    if explicit:
+        return {"resume": value}, {k: v for k, v in run_input.items() if k != "resume"}
+    text = [part["text"] for part in message["parts"]
+            if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    if not text:
+        return None, run_input
+    return {"resume": "\n".join(text)}, {k: v for k, v in run_input.items()
+                                          if k != "messages"}
+
+
 def require_messages(assistant: dict[str, Any], schemas: dict[str, Any]) -> None:
     """A conversational (text) message needs a ``messages`` key in the graph's input."""
     schema = schemas.get("input_schema") or schemas.get("state_schema")

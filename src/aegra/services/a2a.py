@@ -23,14 +23,11 @@ from aegra.domain.a2a import Call, RpcError
 from aegra.domain.auth import Caller
 from aegra.domain.errors import Conflict, DomainError, Invalid, NotFound
 from aegra.domain.ports import StreamEvent
+from aegra.services import a2a_tasks as tasks
+from aegra.services.a2a_tasks import CANCEL_SETTLE_S
 from aegra.services.container import Services
 
 log = logs.get_logger("aegra.a2a")
-CANCEL_SETTLE_S = 10.0  # a cancelled run settles in well under this; the answer waits
-
-
-def _not_found(task_id: str) -> RpcError:
-    return RpcError(a2a.TASK_NOT_FOUND, f"Task not found: {task_id}")
 
 
 class A2AService:
@@ -78,9 +75,8 @@ class A2AService:
         try:
             aid = self._uuid(assistant_id)
             message, length = self._message(call.params)
-            run = await self._start(caller, aid, message, call.params, streaming=True)
+            run, tid = await self._start(caller, aid, message, call.params, streaming=True)
             ctx, rid = str(run["thread_id"]), str(run["run_id"])
-            tid = a2a.task_id(ctx, rid)
             echoed = {**message, "kind": "message", "role": msgs.role_of(message) or a2a.USER,
                       "taskId": tid, "contextId": ctx}
             yield result("task", a2a.task(tid, ctx, a2a.status(a2a.SUBMITTED),
@@ -138,18 +134,16 @@ class A2AService:
     # -- methods ----------------------------------------------------------------------------
     async def _send(self, caller: Caller, aid: str, params: dict[str, Any]) -> dict[str, Any]:
         message, length = self._message(params)
-        run = await self._start(caller, aid, message, params)
+        run, tid = await self._start(caller, aid, message, params)
         ctx, rid = str(run["thread_id"]), str(run["run_id"])
         outcome = dict(await self.s.runs.result(rid, None))
-        tid = a2a.task_id(ctx, rid)
         return {"task": await self._finished(caller, aid, tid, ctx, outcome, length)}
 
     async def _get(self, caller: Caller, aid: str, params: dict[str, Any]) -> dict[str, Any]:
         tid = a2a.task_param(params)
         length = a2a.history_length(params.get("historyLength"))
-        row = await self._resolve(caller, aid, tid, params.get("contextId"))
-        ctx = str(row["thread_id"])
-        state = await self._state(caller, row)
+        task = await tasks.resolve(self.s, caller, aid, tid, params.get("contextId"))
+        row, ctx, state = task.run, task.context_id, task.state
         message = None
         if state == a2a.COMPLETED:
             message = a2a.text_message("Task completed successfully", tid, ctx)
@@ -165,17 +159,18 @@ class A2AService:
     async def _cancel(self, caller: Caller, aid: str, params: dict[str, Any]
                       ) -> dict[str, Any]:
         tid = a2a.task_param(params)
-        row = await self._resolve(caller, aid, tid, params.get("contextId"))
-        ctx, rid = str(row["thread_id"]), str(row["run_id"])
-        # An interrupted (input-required) task has no run left to stop: the platform
-        # ends it with a marker run; not done here, so it is not cancelable.
-        if await self._state(caller, row) in a2a.TERMINAL | {a2a.INPUT_REQUIRED}:
+        task = await tasks.resolve(self.s, caller, aid, tid, params.get("contextId"))
+        ctx, rid = task.context_id, str(task.run["run_id"])
+        if task.state in a2a.TERMINAL:
             raise RpcError(a2a.TASK_NOT_CANCELABLE, "Task is not cancelable in its current state")
-        before = await self.s.runs.cancel_run(caller, ctx, rid, "interrupt")
-        if a2a.run_state(before["status"]) in a2a.TERMINAL:  # it ended meanwhile
-            raise RpcError(a2a.TASK_NOT_CANCELABLE, "Task is not cancelable in its current state")
-        with trio.move_on_after(CANCEL_SETTLE_S):
-            await self.s.runs.result(rid, None)
+        if task.state == a2a.INPUT_REQUIRED:  # no run left to stop: end the wait
+            await tasks.end_input_required(self.s, caller, aid, task, self.headers)
+        else:
+            before = await self.s.runs.cancel_run(caller, ctx, rid, "interrupt")
+            if a2a.run_state(before["status"]) in a2a.TERMINAL:  # it ended meanwhile
+                raise RpcError(a2a.TASK_NOT_CANCELABLE, "Task has no active run to cancel")
+            with trio.move_on_after(CANCEL_SETTLE_S):
+                await self.s.runs.result(rid, None)
         return a2a.task(tid, ctx, a2a.status(a2a.CANCELED,
                                              a2a.text_message("Task was canceled", tid, ctx)))
 
@@ -201,9 +196,12 @@ class A2AService:
                            f"Assistant '{assistant_id}' not found") from None
 
     async def _start(self, caller: Caller, aid: str, message: dict[str, Any],
-                     params: dict[str, Any], *, streaming: bool = False) -> dict[str, Any]:
+                     params: dict[str, Any], *, streaming: bool = False
+                     ) -> tuple[dict[str, Any], str]:
         """Check the message fits the graph and start its run on the context's thread
-        (made when new, as the platform's ``if_not_exists="create"``)."""
+        (made when new, as the platform's ``if_not_exists="create"``); the run and its
+        task id. A message naming a task continues it: a task waiting for input gets
+        the message as ``Command(resume=...)``; a finished one refuses it."""
         assistant = await self._assistant(caller, aid)
         if msgs.has_text(message):
             msgs.require_messages(assistant, await self.s.assistants.schemas(caller, aid))
@@ -211,16 +209,20 @@ class A2AService:
         if not run_input:
             raise RpcError(a2a.CONTENT_TYPE_NOT_SUPPORTED,
                            "Message must contain at least one valid text or data part")
-        if message.get("taskId") is not None:
-            await self._continue(caller, aid, message["taskId"], message.get("contextId"))
-        ctx = message.get("contextId") or str(uuid.uuid4())
+        tid = message.get("taskId")
+        ctx, command, run_input = await tasks.continuation(self.s, caller, aid, message,
+                                                           run_input)
+        ctx = ctx or message.get("contextId") or str(uuid.uuid4())
         try:
             ctx = str(uuid.UUID(ctx))
         except ValueError:
             raise RpcError(a2a.INVALID_PARAMS, "contextId must be a UUID") from None
         body: dict[str, Any] = {
             "assistant_id": aid, "input": run_input, "if_not_exists": "create",
-            "metadata": {"a2a": {"message_id": message["messageId"]}}}
+            "metadata": {"a2a": {"message_id": message["messageId"],
+                                 **({"task_id": tid} if tid is not None else {})}}}
+        if command is not None:
+            body["command"] = command
         if streaming:  # the agent's text as it grows, for ``working`` updates
             body["stream_mode"] = ["messages"]
         if isinstance(params.get("context"), dict):
@@ -231,49 +233,7 @@ class A2AService:
             raise RpcError(a2a.INVALID_PARAMS, f"Thread '{ctx}' not found") from None
         except (Conflict, Invalid) as exc:
             raise RpcError(a2a.INVALID_PARAMS, f"Failed to create run: {exc.message}") from None
-        return run
-
-    async def _continue(self, caller: Caller, aid: str, tid: str, ctx: object) -> None:
-        """A message naming a task: only an unknown or finished one is refused by the
-        platform; resuming an input-required task is not supported here (yet)."""
-        row = await self._resolve(caller, aid, tid, ctx)
-        if await self._state(caller, row) in a2a.TERMINAL:
-            raise RpcError(a2a.UNSUPPORTED_OPERATION,
-                           "A terminal task cannot accept another message")
-        raise RpcError(a2a.UNSUPPORTED_OPERATION,
-                       "Continuing a task (resuming an interrupt) is not supported; "
-                       "send a new message with the same contextId")
-
-    async def _resolve(self, caller: Caller, aid: str, tid: str, ctx: object
-                       ) -> dict[str, Any]:
-        """The run behind a task id, when the caller may see it and it is this agent's."""
-        if ctx is not None and not isinstance(ctx, str):
-            raise RpcError(a2a.INVALID_PARAMS, "Task id and contextId must be strings")
-        parts = a2a.split_task_id(tid)
-        if parts is None or (ctx and ctx != parts[0]):
-            raise _not_found(tid)
-        try:
-            uuid.UUID(parts[0]), uuid.UUID(parts[1])
-            row = await self.s.runs.get_run(caller, parts[0], parts[1])
-        except (ValueError, NotFound, Invalid):
-            raise _not_found(tid) from None
-        if str(row["assistant_id"]) != aid:
-            raise _not_found(tid)
-        return dict(row)
-
-    async def _state(self, caller: Caller, row: dict[str, Any]) -> str:
-        """The task's state: its run's, except that a successful run which left its
-        thread interrupted, and is the thread's latest, is waiting for input."""
-        state = a2a.run_state(row["status"])
-        if state != a2a.COMPLETED:
-            return state
-        ctx = str(row["thread_id"])
-        thread = await self.s.threads.get(caller, ctx)
-        if thread.get("status") != "interrupted":
-            return state
-        latest = await self.s.runs.list_runs(caller, ctx, limit=1, offset=0, status=None)
-        same = bool(latest) and str(latest[0]["run_id"]) == str(row["run_id"])
-        return a2a.INPUT_REQUIRED if same else state
+        return run, tid if tid is not None else a2a.task_id(ctx, str(run["run_id"]))
 
     async def _finished(self, caller: Caller, aid: str, tid: str, ctx: str,
                         outcome: dict[str, Any], length: int | None) -> dict[str, Any]:
