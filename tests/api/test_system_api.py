@@ -57,8 +57,54 @@ async def test_health_is_503_without_a_database():
     response = await client.get("/health")
     assert response.status_code == 503
     body = await response.get_json()
-    assert body["status"] == "unhealthy" and body["database"] == "unavailable"
+    assert body["status"] == "unhealthy" and body["version"] == "test"
+    assert body["components"] == {"database": "unhealthy", "workers": "healthy"}
+    assert body["details"]["database"]["error"] == "not configured"
     assert body["message"].startswith("database unavailable")
+
+
+class _Probe:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    async def ping(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+async def test_health_is_the_runbooks_shape_and_degraded_without_redis():
+    """Operations §1: plain-string components; details elsewhere; redis only when on."""
+    board = Board(ready=True)
+    board.actor("reaper").status = "running"
+    app = make_app(board)
+    d = app.extensions["aegra"]
+    d.pg, d.langgraph = _Probe(), _Probe()
+    client = app.test_client()
+    healthy = await client.get("/health")
+    assert healthy.status_code == 200
+    body = await healthy.get_json()
+    assert body["status"] == "healthy" and body["version"] == "test"
+    assert body["components"] == {"database": "healthy", "workers": "healthy"}
+    assert body["details"]["actors"]["reaper"]["status"] == "running"
+    assert body["details"]["checkpointer"] == {"status": "healthy", "error": None}
+    # A probe failing with anything (a driver error, not only a DomainError) is its answer.
+    d.pg = _Probe(RuntimeError('database "t" does not exist'))
+    down = await client.get("/health")
+    assert down.status_code == 503 and (await down.get_json())["status"] == "unhealthy"
+    d.pg = _Probe()
+    d.config = config.load(None, {"REDIS_BROKER_ENABLED": "true"}).config
+    d.redis = _Probe(OSError("connection refused"))
+    degraded = await client.get("/health")
+    assert degraded.status_code == 200
+    body = await degraded.get_json()
+    assert body["status"] == "degraded"
+    assert body["components"] == {"database": "healthy", "workers": "healthy",
+                                  "redis": "degraded"}
+    assert body["details"]["redis"]["error"] == "connection refused"
+    board.actor("reaper").status = "waiting"
+    d.redis = _Probe()
+    waiting = await (await client.get("/health")).get_json()
+    assert waiting["status"] == "degraded" and waiting["components"]["workers"] == "degraded"
 
 
 async def test_error_table_statuses_and_bodies():

@@ -16,7 +16,6 @@ from aegra.api import openapi
 from aegra.api.deps import deps
 from aegra.api.errors import error_body
 from aegra.api.wire import json
-from aegra.domain.errors import DomainError
 from aegra.domain.ports import Probe
 
 bp = Blueprint("system", __name__)
@@ -65,58 +64,69 @@ async def info() -> Response:
 
 async def _check(name: str, probe: Probe | None, timeout_s: float = 3.0
                  ) -> tuple[str, str | None]:
+    """``(name, None)`` when the probe answers, else ``(name, why)``. Any failure of a
+    probe is its answer: /health reports it, never fails with it."""
     if probe is None:
         return name, "not configured"
     try:
         with trio.fail_after(timeout_s):
             await probe.ping()
         return name, None
-    except (DomainError, trio.TooSlowError, OSError) as exc:
+    except Exception as exc:  # trio.TooSlowError included
         return name, str(exc) or type(exc).__name__
+
+
+def _component(err: str | None) -> str:
+    return "healthy" if err is None else "unhealthy"
 
 
 @bp.get("/health")
 async def health() -> Response:
-    """Overall health and each component; 503 when the database is unreachable."""
+    """The runbook's health: ``{"status", "version", "components", "details"}``.
+
+    ``components`` holds plain strings (``healthy``/``degraded``/``unhealthy``):
+    ``database`` (PostgreSQL answers), ``workers`` (this instance's actors, see
+    ``Board.workers_health``: unhealthy while draining or once an actor failed, degraded
+    while one restarts, waits out a store outage or has not started) and ``redis`` only
+    when the broker is enabled. Everything else (errors, the checkpointer, each actor,
+    running runs) is under ``details``. Status: 503 ``unhealthy`` without the database;
+    200 ``degraded`` when anything else is not healthy (without Redis, runs go on by
+    polling PostgreSQL); 200 ``healthy`` otherwise.
+    """
     d = deps()
-    checks = [("database", d.pg), ("langgraph_checkpointer", d.langgraph)]
+    checks = [("database", d.pg), ("checkpointer", d.langgraph)]
     if d.config.redis.enabled:
         checks.append(("redis", d.redis))
-    results: dict[str, str | None] = {}
+    errors: dict[str, str | None] = {}
 
     async def one(name: str, probe: Probe | None) -> None:
         key, err = await _check(name, probe)
-        results[key] = err
+        errors[key] = err
 
     async with trio.open_nursery() as nursery:
         for name, probe in checks:
             nursery.start_soon(one, name, probe)
-    components: dict[str, Any] = {
-        name: {"status": "connected" if err is None else "unavailable", "error": err}
-        for name, err in results.items()
-    }
-    components["langgraph_store"] = components["langgraph_checkpointer"]  # one pool serves both
-    if "redis" in components and results["redis"] is not None:
-        components["redis"]["status"] = "degraded"  # runs continue by polling PostgreSQL
-    components["supervisor"] = {
-        "status": "draining" if d.board.draining else ("ready" if d.board.ready else "starting"),
-        "actors": d.board.snapshot(),
-        "running_runs": len(d.registry),
-    }
-    db_ok = results["database"] is None
-    lg_ok = results["langgraph_checkpointer"] is None
-    redis_ok = results.get("redis") is None
-    status = "healthy" if db_ok and lg_ok and redis_ok else ("degraded" if db_ok else "unhealthy")
-    body: dict[str, Any] = {
-        "status": status,
-        "database": "connected" if db_ok else "unavailable",
-        "langgraph_checkpointer": "connected" if lg_ok else "unavailable",
-        "langgraph_store": "connected" if lg_ok else "unavailable",
-        "components": components,
-    }
-    if not db_ok:
-        body.update(error_body(503, f"database unavailable: {results['database']}"))
-        body["status"] = "unhealthy"
+    components = {"database": _component(errors["database"]),
+                  "workers": d.board.workers_health()}
+    if "redis" in errors:
+        components["redis"] = "degraded" if errors["redis"] else "healthy"
+    details: dict[str, Any] = {name: {"error": err} for name, err in errors.items()}
+    details["checkpointer"]["status"] = _component(errors["checkpointer"])  # not a component
+    details["supervisor"] = ("draining" if d.board.draining
+                             else "ready" if d.board.ready else "starting")
+    details["actors"] = d.board.snapshot()
+    details["running_runs"] = len(d.registry)
+    if errors["database"] is not None:
+        status = "unhealthy"
+    elif errors["checkpointer"] is not None or any(
+            v != "healthy" for v in components.values()):
+        status = "degraded"
+    else:
+        status = "healthy"
+    body: dict[str, Any] = {"status": status, "version": d.version,
+                            "components": components, "details": details}
+    if status == "unhealthy":
+        body.update(error_body(503, f"database unavailable: {errors['database']}"))
         return json(body, status=503)
     return json(body)
 

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 @dataclass
 class ActorState:
     name: str
-    status: str = "starting"  # starting | running | restarting | stopped | failed
-    restarts: int = 0
+    # starting | running | restarting (after a crash) | waiting (store unreachable) |
+    # stopped | failed (crash loop or a non-restartable actor: the process is ending)
+    status: str = "starting"
+    restarts: int = 0  # crashes, restarted
+    outages: int = 0  # StoreUnavailable, waited out (never a crash)
     last_error: str | None = None
 
 
@@ -28,6 +31,21 @@ class Board:
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {
-            name: {"status": a.status, "restarts": a.restarts, "last_error": a.last_error}
+            name: {"status": a.status, "restarts": a.restarts, "outages": a.outages,
+                   "last_error": a.last_error}
             for name, a in self.actors.items()
         }
+
+    def workers_health(self) -> str:
+        """The ``workers`` component of ``/health``, over every actor of this instance.
+
+        ``unhealthy``: draining (this instance takes no more work) or an actor failed (the
+        process is ending). ``degraded``: an actor is restarting after a crash, waiting out
+        a store outage, or not started yet. ``healthy``: every actor is running.
+        """
+        statuses = {a.status for a in self.actors.values()}
+        if self.draining or statuses & {"failed", "stopped"}:
+            return "unhealthy"
+        if not self.ready or statuses - {"running"}:
+            return "degraded"
+        return "healthy"

@@ -8,6 +8,13 @@ restarted after ``initial * 2**(n-1)`` seconds (capped, then scaled down by up t
 crashes inside ``window_s`` re-raise as ``CrashLoop``: the root's nursery cancels
 everything and the process exits non-zero so systemd/compose/Kubernetes restart it.
 Actors never return; a return is a crash, unless the supervisor is stopping.
+
+A ``StoreUnavailable`` (PostgreSQL or Redis cannot be reached) is not a crash: an outage is
+not a bug in the actor, and ending the process would not bring the database back. The
+actor is marked ``waiting``, ``actor.store_unavailable`` is logged, and it is started again
+after the same backoff capped at ``outage_backoff_max_s`` (short, so it is back soon after
+the store), counted over its outages inside ``window_s``; outages never reach
+``max_restarts``. Any other exception still counts toward the crash loop.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 
 import trio
 
+from aegra.domain.errors import StoreUnavailable
 from aegra.logs import get_logger
 from aegra.runtime.board import Board
 
@@ -45,9 +53,12 @@ class RestartPolicy:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     jitter: float = 0.25  # fraction of the delay that may be taken off at random
+    outage_backoff_max_s: float = 5.0  # retry cap while the store is unreachable
 
-    def delay(self, crashes: int, rng: random.Random | None = None) -> float:
-        base = min(self.backoff_max_s, self.backoff_initial_s * (2.0 ** max(0, crashes - 1)))
+    def delay(self, crashes: int, rng: random.Random | None = None, *,
+              cap: float | None = None) -> float:
+        cap = self.backoff_max_s if cap is None else cap
+        base = min(cap, self.backoff_initial_s * (2.0 ** max(0, crashes - 1)))
         if self.jitter <= 0:
             return base
         return base * (1.0 - self.jitter * (rng or random).random())
@@ -76,9 +87,11 @@ async def supervise(
 ) -> None:
     state = board.actor(spec.name)
     crashes: deque[float] = deque()
+    outages: deque[float] = deque()
     reported = False
     while True:
-        state.status = "starting"
+        if state.status != "waiting":  # waiting lasts until the store answers a start
+            state.status = "starting"
         try:
             async with trio.open_nursery() as nursery:
                 value = await nursery.start(spec.fn)
@@ -98,11 +111,18 @@ async def supervise(
                 log.error("actor.failed", actor=spec.name, error=repr(error), exc_info=error)
                 raise
             now = trio.current_time()
-            crashes.append(now)
-            while crashes and crashes[0] <= now - policy.window_s:
-                crashes.popleft()
-            state.restarts += 1
             state.last_error = repr(error)
+            if isinstance(error, StoreUnavailable):
+                _count(outages, now, policy.window_s)
+                state.outages += 1
+                delay = policy.delay(len(outages), rng, cap=policy.outage_backoff_max_s)
+                state.status = "waiting"
+                log.warning("actor.store_unavailable", actor=spec.name, error=str(error),
+                            retry_in_s=round(delay, 3))
+                await trio.sleep(delay)
+                continue
+            _count(crashes, now, policy.window_s)
+            state.restarts += 1
             if len(crashes) > policy.max_restarts:
                 state.status = "failed"
                 log.error("actor.crash_loop", actor=spec.name, crashes=len(crashes),
@@ -113,3 +133,10 @@ async def supervise(
             log.warning("actor.crashed", actor=spec.name, error=repr(error),
                         restart_in_s=round(delay, 3), exc_info=error)
             await trio.sleep(delay)
+
+
+def _count(times: deque[float], now: float, window_s: float) -> None:
+    """Record an event at ``now`` and forget those older than the window."""
+    times.append(now)
+    while times and times[0] <= now - window_s:
+        times.popleft()

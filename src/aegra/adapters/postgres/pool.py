@@ -2,7 +2,7 @@
 
 Multi-statement work should not call these in a loop: write an ``async def`` that takes a
 connection and pass it to ``run`` so the whole unit crosses the bridge once and holds one
-connection (DESIGN §2: count round trips). Rows come back as plain dicts.
+connection (count round trips). Rows come back as plain dicts.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _strip_nul(value: object) -> object:
 
 
 def encode_json(value: object) -> str:
-    """JSONB text; PostgreSQL rejects NUL in jsonb strings, so NULs are dropped (DESIGN §6)."""
+    """JSONB text; PostgreSQL rejects NUL in jsonb strings, so NULs are dropped."""
     text = _encoder.encode(value).decode()
     if _NUL in text:
         text = _encoder.encode(_strip_nul(msgspec.json.decode(text))).decode()
@@ -68,6 +68,13 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.ConnectionFailureError,
+    # The server answers but the database is gone: dropped or renamed (3D000, 57P04), or
+    # the session was ended by an operator or a server restart (57P01, 57P02). Not
+    # QueryCanceledError, the other OperatorInterventionError: that is a statement's fate.
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.DatabaseDroppedError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
 )
 
 
@@ -126,6 +133,11 @@ class PgPool:
             return await _run()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.exceptions.ObjectNotInPrerequisiteStateError as exc:
+            # 55000 is also a statement's error; at connect it means ALLOW_CONNECTIONS false.
+            if "not currently accepting connections" in str(exc):
+                raise StoreUnavailable(f"database unavailable: {exc}") from exc
+            raise
 
     async def fetch(self, sql: str, *args: object) -> list[dict[str, Any]]:
         async def _q(conn: asyncpg.Connection) -> list[dict[str, Any]]:
