@@ -8,7 +8,7 @@ with ``CREATE DATABASE`` (cheap), so tests never see each other's rows.
 
 from __future__ import annotations
 
-# trio_asyncio before anything imports psycopg_pool (DESIGN §2 import-order trap): test
+# trio_asyncio before anything imports psycopg_pool (docs/architecture.md, Layers): test
 # modules import LangGraph's Postgres adapters, which import psycopg_pool.
 import trio_asyncio  # noqa: F401, I001
 

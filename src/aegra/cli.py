@@ -67,7 +67,7 @@ def serve(
         "--check", help="Print the merged settings with their sources and exit.")] = False,
 ) -> None:
     """Run the server (production: no services are started for you)."""
-    import aegra.adapters.aio  # noqa: F401  (trio_asyncio before psycopg_pool: DESIGN §2)
+    import aegra.adapters.aio  # noqa: F401  (trio_asyncio before psycopg_pool: docs/architecture.md, Layers)
 
     loaded, project = _load(config, settings, flags=_flags(host, port))
     if check:
@@ -87,7 +87,9 @@ def _run_server(cfg: Config, project: Project, sources: dict[str, str]) -> None:
     from aegra import logs
     from aegra.config import ConfigError
     from aegra.domain.errors import StoreUnavailable
+    from aegra.preflight import EXIT_CANNOT_LISTEN
     from aegra.supervisor.boot import serve as boot_serve
+    from aegra.supervisor.http import BindFailed
     from aegra.supervisor.policy import CrashLoop
 
     logs.setup(cfg.log.level, cfg.log.format)
@@ -104,6 +106,8 @@ def _run_server(cfg: Config, project: Project, sources: dict[str, str]) -> None:
             leaf = leaf.exceptions[0]
         if isinstance(leaf, (StoreUnavailable, CrashLoop, ConfigError)):
             raise _fail(str(leaf), 1) from None
+        if isinstance(leaf, BindFailed):
+            raise _fail(str(leaf), EXIT_CANNOT_LISTEN) from None
         if isinstance(leaf, SystemExit):
             raise
         logs.get_logger("aegra.cli").critical("server.crashed", error=repr(leaf), exc_info=leaf)

@@ -26,6 +26,7 @@ from typing import Any
 
 from aegra import config as cfgmod
 from aegra import project as projmod
+from aegra.preflight import EXIT_CANNOT_LISTEN, missing_project, port_in_use
 
 # .tsx/.jsx/.ts/.css: aegra.json ``ui`` components; the restarted server rebuilds them.
 WATCH_SUFFIXES = (".py", ".json", ".toml", ".tsx", ".jsx", ".ts", ".css")
@@ -256,6 +257,10 @@ class DevServer:
 def run(*, host: str, port: int, config: str | None, env_file: str, db_check: bool,
         reload: bool, settings: str | None) -> int:
     """Run ``aegra dev`` until SIGINT/SIGTERM; the exit code."""
+    problem = missing_project(config, env_file) or port_in_use(host, port)
+    if problem is not None:
+        _fail(problem)  # before anything is started or created
+        return 2
     with _Stop() as stop:
         dev = DevServer(host=host, port=port, config=config, env_file=env_file,
                         db_check=db_check, settings=settings, stop=stop)
@@ -281,8 +286,8 @@ def _loop(dev: DevServer, child: Child, watched: list[Path] | None) -> int:
             time.sleep(TICK_S)
             code = child.poll()
             if code is not None and exited_with is None:
-                if watched is None:
-                    return code
+                if watched is None or code == EXIT_CANNOT_LISTEN:
+                    return code  # the child said why in one line
                 exited_with = code
                 say(f"server exited with code {code}; waiting for a file change to restart")
             if watched is None or time.monotonic() < next_poll:

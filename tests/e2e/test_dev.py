@@ -56,7 +56,7 @@ class Dev:
         except httpx.HTTPError:
             return False
         return (resp.status_code == 200
-                and resp.json()["components"]["database"]["status"] == "connected")
+                and resp.json()["components"]["database"] == "healthy")
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

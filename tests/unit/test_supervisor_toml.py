@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -64,3 +65,19 @@ def test_names_each_environment_variable():
         assert re.search(rf"Env: {name}\b", text), name
         block = text.split(f"[{section}]", 1)[1]
         assert f"# {key} = " in block.split("\n[", 1)[0], (name, section, key)
+
+
+def test_documents_only_environment_variables_that_are_read():
+    defaults = msgspec.to_builtins(config.Config())
+    for name in re.findall(r"Env: ([A-Z][A-Z0-9_]*)", FILE.read_text()):
+        if name in config.ENV_NAMES:
+            continue
+        generic = re.fullmatch(r"AEGRA__([A-Z0-9_]+?)__([A-Z0-9_]+)", name)
+        assert generic is not None, f"{name} is documented but not read"
+        section, key = generic[1].lower(), generic[2].lower()
+        assert key in defaults[section], name
+        default = defaults[section][key]
+        value = (default or "x") if default is None or isinstance(default, str) else (
+            json.dumps(default))
+        loaded = config.load(None, {name: value})
+        assert loaded.sources.get(f"{section}.{key}") == f"env {name}", name

@@ -1,4 +1,4 @@
-"""The asyncio bridge: the ONLY module that imports trio_asyncio (DESIGN §2).
+"""The asyncio bridge: the ONLY module that imports trio_asyncio (docs/architecture.md, Layers).
 
 The supervisor opens one loop for the life of the process (``open_loop``), outermost;
 adapters cross into asyncio with ``call`` (one crossing, ~40 µs of CPU) or wrap a whole
@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
 import trio
-import trio_asyncio  # must be imported before psycopg_pool (DESIGN §2 import-order trap)
+import trio_asyncio  # must be imported before psycopg_pool (docs/architecture.md, Layers)
 
 P = ParamSpec("P")
 T = TypeVar("T")

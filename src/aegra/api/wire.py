@@ -59,7 +59,7 @@ def _depth(value: object, limit: int = MAX_DEPTH) -> bool:
 
 def strip_nul(value: object) -> object:
     """Drop NUL characters from every string and key: PostgreSQL text and JSONB cannot
-    hold them (DESIGN §6). Recursion is bounded: callers check the depth first."""
+    hold them. Recursion is bounded: callers check the depth first."""
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):

@@ -1,4 +1,5 @@
-"""The ports: what the supervisor and the API need from the outside world (DESIGN §2).
+"""The ports: what the supervisor and the API need from the outside world
+(docs/architecture.md, Layers).
 
 Each has a production adapter (PostgreSQL, Redis, LangGraph on the bridge) and an
 in-memory twin in ``aegra.adapters.memory`` for ring-1 tests and single-instance mode.

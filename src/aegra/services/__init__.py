@@ -1,4 +1,4 @@
-"""The use cases: one small class per resource over the ports (DESIGN §2).
+"""The use cases: one small class per resource over the ports (docs/architecture.md, Layers).
 
 A handler in ``aegra.api`` decodes the request, calls one service method with the
 caller, and encodes the result. Authorization happens here, and the filter it yields is

@@ -8,7 +8,7 @@ the run ids queued. A crash before the commit leaves nothing behind and the occu
 claimed again; a crash after it leaves a pending run whose lost queue message the
 reaper's stuck-pending rule recovers. Tickers on several instances skip each other's
 locked rows, and a row advanced meanwhile no longer matches, so no occurrence makes two
-runs (DESIGN §5, stronger than the at-least-once of the product document).
+runs (stronger than the at-least-once of the product document).
 
 Catch-up policy (``domain.crons.advance``): an occurrence at most ``grace_s`` late (a slow
 tick, a short restart) fires, and so does every following one, each once, back to back

@@ -1,4 +1,5 @@
-"""The supervisor: owns every actor's nursery and the staged shutdown (DESIGN §1).
+"""The supervisor: owns every actor's nursery and the staged shutdown
+(docs/architecture.md, The tree).
 
 Actors are started in three groups, each in its own nursery, in this order::
 

@@ -2,7 +2,8 @@
 and the actor specs of the workers and the background nursery.
 
 Single-instance mode uses the in-memory queue and broker; the worker path is the same
-one production uses (DESIGN §3): write, queue, claim with a lease, execute, finish.
+one production uses (docs/architecture.md, One path for every run): write, queue, claim
+with a lease, execute, finish.
 """
 
 from __future__ import annotations

@@ -141,5 +141,9 @@ async def _run_claimed(deps: WorkerDeps, claimed: ClaimedRun) -> None:
         if not written:
             log.warning("run.fenced_at_finish", attempt=claimed.attempt)
             return
-        log.info("run.finished", status=outcome.status, attempt=claimed.attempt)
+        if outcome.error is not None:  # why, for the operator (traceback: the runner, debug)
+            log.warning("run.finished", status=outcome.status, attempt=claimed.attempt,
+                        error=outcome.error.get("error"), message=outcome.error.get("message"))
+        else:
+            log.info("run.finished", status=outcome.status, attempt=claimed.attempt)
         await deps.after_finish(claimed, outcome, next_run)

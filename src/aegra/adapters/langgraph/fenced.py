@@ -1,4 +1,5 @@
-"""LangGraph's official PostgreSQL checkpointer, fenced by the run's claim (DESIGN §3).
+"""LangGraph's official PostgreSQL checkpointer, fenced by the run's claim
+(docs/architecture.md, Design decisions).
 
 Every checkpoint write made while a run executes carries the run's claim in the same
 transaction: ``FOR SHARE`` on the run row where ``claimed_by`` and ``attempt`` still

@@ -27,6 +27,9 @@ from aegra.adapters.langgraph.serde import encode, to_json
 from aegra.adapters.langgraph.streams import Messages, chunks
 from aegra.domain.ports import ClaimedRun, Outcome, Producer
 from aegra.domain.runs import STREAM_MODES
+from aegra.logs import get_logger
+
+log = get_logger("aegra.runner")
 
 
 def run_config(claimed: ClaimedRun) -> dict[str, Any]:
@@ -168,6 +171,7 @@ async def _stream(graph: Graph, claimed: ClaimedRun, config: dict[str, Any],
         if _fenced(exc):
             return Outcome(status="fenced")
         error = {"error": type(exc).__name__, "message": str(exc)}
+        log.debug("run.error_traceback", error=error["error"], exc_info=exc)
         emit("error", encode(error))
         return Outcome(status="error", values=to_json(last_values), error=error)
     return Outcome(status="success", values=to_json(last_values), interrupted=interrupted)

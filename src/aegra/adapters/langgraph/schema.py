@@ -80,7 +80,7 @@ def ensure_store_vectors(dsn: str, index: dict[str, Any], migrate: bool) -> str 
     """Make the store's ``store_vectors`` table ready for ``index``.
 
     Returns None when semantic search can run, else why not. pgvector is optional:
-    ``CREATE EXTENSION vector`` needs a superuser on many servers (DESIGN §6), so its
+    ``CREATE EXTENSION vector`` needs a superuser on many servers, so its
     failure is a reason, not a crash; any later migration error still raises.
     """
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:

@@ -1,5 +1,5 @@
 """The ``crons`` table: create (with its first run), read, update, delete, search, count,
-and the ticker's claim -> create run -> advance transaction (DESIGN §5). ``CronStore``.
+and the ticker's claim -> create run -> advance transaction. ``CronStore``.
 
 Every public method is one bridge crossing on one pooled connection. The scheduling maths
 is not here: callers pass pure functions (``patch``, ``plan``) that run inside the

@@ -1,6 +1,6 @@
 """Schema migrations (alembic), synchronous: run them in a thread from Trio code.
 
-Startup path (DESIGN §6): read the current revision without a lock and skip when it is
+Startup path: read the current revision without a lock and skip when it is
 already head; otherwise upgrade inside one transaction that first takes a
 transaction-level advisory lock, so instances booting together migrate once and the
 others wait, then find nothing to do. The scripts are located from the installed package

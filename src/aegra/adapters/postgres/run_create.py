@@ -1,4 +1,5 @@
-"""Creating runs in PostgreSQL: the one row builder's three ways in (DESIGN §3).
+"""Creating runs in PostgreSQL: the one row builder's three ways in (docs/architecture.md,
+One path for every run).
 
 ``create_run``: the plpgsql fast path (migration 0001's ``aegra_create_run``, one round
 trip) when the assistant row is cached and the case is common, else one Python

@@ -4,7 +4,8 @@ multitask rules, is ``run_create.py``).
 Every multi-statement unit runs in one transaction on one connection and crosses the
 bridge once. The thread row lock (``FOR NO KEY UPDATE``) serializes run creation and
 claims per thread, so two claims of runs of one thread cannot both see "nothing running"
-under MVCC (DESIGN §3); the partial unique index on running runs is the backstop.
+under MVCC (docs/architecture.md, One path for every run); the partial unique index on
+running runs is the backstop.
 """
 
 from __future__ import annotations
