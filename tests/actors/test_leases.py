@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import partial
 
+import pytest
 import trio
 import trio.testing
 
 from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.memory.runs import MemoryRunStore
+from aegra.api.metrics import Metrics
 from aegra.domain.ports import Outcome
 from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
@@ -208,3 +210,46 @@ async def test_drain_hands_the_run_back_without_spending_a_retry(autojump_clock)
     assert run.status == "pending" and run.retries == 0 and run.claimed_by is None
     assert queue.puts[-1] == ("r", True, 60)
     assert finished == []
+
+
+async def test_crash_recovery_is_counted_by_the_recovering_instance(autojump_clock):
+    """Operations §2.2: the reaper's recovery and the re-execution move the metrics of the
+    instance that recovers the run, through the recorder callbacks the runtime wires."""
+    metrics = Metrics()
+    store, queue, runner = MemoryRunStore(), RecordingQueue(), ScriptedRunner(5)
+    deps, finished = worker_deps(store, queue, runner, RunRegistry(), "B")
+    deps.on_active = metrics.active_runs.set
+    deps.on_claimed = metrics.run_claimed
+    deps.on_finished = metrics.run_finished
+    store.add("r1")
+    assert await store.claim("r1", "dead-instance", LEASE)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(reaper(store, queue, runner),
+                                    on_recovered=metrics.leases_recovered))
+        await nursery.start(run_worker, deps, Capacity(1))
+        await trio.sleep(60)  # lease ends at 30, reaped at 45, re-executed for 5 s
+        nursery.cancel_scope.cancel()
+    assert finished == [("r1", "success")] and runner.starts == [("r1", 2, 45)]
+    sample = metrics.registry.get_sample_value
+    assert sample("aegra_lease_recoveries_total") == 1
+    assert sample("aegra_run_retries_total") == 1
+    assert sample("aegra_runs_total", {"status": "success"}) == 1
+    assert sample("aegra_run_duration_seconds_count") == 1
+    assert sample("aegra_run_duration_seconds_sum") == pytest.approx(5)
+    assert sample("aegra_run_queue_wait_seconds_count") == 0  # its wait was at attempt 1
+    assert sample("aegra_active_runs") == 0
+
+
+async def test_an_exhausted_run_is_a_recovery_but_not_a_retry(autojump_clock):
+    metrics = Metrics()
+    store, queue, runner = MemoryRunStore(), RecordingQueue(), ScriptedRunner(1)
+    store.add("last-try")
+    assert await store.claim("last-try", "dead", LEASE)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(reaper(store, queue, runner, max_retries=0),
+                                    on_recovered=metrics.leases_recovered))
+        await trio.sleep(50)
+        nursery.cancel_scope.cancel()
+    assert store.runs["last-try"].status == "error"
+    assert metrics.registry.get_sample_value("aegra_lease_recoveries_total") == 1
+    assert metrics.registry.get_sample_value("aegra_run_retries_total") == 0

@@ -52,6 +52,6 @@ def test_wait_stream_background_join(start_server, database_url):
     import httpx
 
     metrics = httpx.get(server.url + "/metrics").text
-    assert 'aegra_runs{status="success"} 3.0' in metrics
+    assert 'aegra_runs_by_status{status="success"} 3.0' in metrics
     assert "aegra_queue_depth 0.0" in metrics
     assert "aegra_active_runs 0.0" in metrics

@@ -2,7 +2,11 @@
 
 HTTP request count and latency are labelled by route *template* (``/threads/<thread_id>``)
 and status, never by raw path, so cardinality stays bounded. Run gauges are set by the
-actors that know (workers, reaper); ``runs_by_status`` is refreshed on scrape.
+actors that know (workers, reaper); ``runs_by_status`` and ``queue_depth`` are refreshed on
+scrape. The actors record through the small methods below, passed to them as callbacks, so
+nothing outside ``api`` and ``supervisor`` imports prometheus-client. Every family and every
+fixed label value is declared at construction, so ``/metrics`` shows them all from startup
+(docs/metrics.md lists them).
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
+
+RUN_STATUSES = ("success", "error", "timeout", "interrupted", "cancelled")
+# Runs last from seconds to hours; queue waits and cron lateness from milliseconds up.
+RUN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
 class Metrics:
@@ -32,7 +42,9 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.runs_by_status = Gauge(
-            "aegra_runs", "Runs in the database by status.", ["status"], registry=self.registry,
+            # Was ``aegra_runs``: that family name is taken by ``aegra_runs_total``.
+            "aegra_runs_by_status", "Runs in the database by status (deployment-wide).",
+            ["status"], registry=self.registry,
         )
         self.active_runs = Gauge(
             "aegra_active_runs", "Runs executing in this instance.", registry=self.registry,
@@ -44,8 +56,43 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "aegra_queue_depth", "Run ids waiting in the job queue.", registry=self.registry,
+            "aegra_queue_depth", "Runs waiting to be claimed (status pending, deployment-wide).",
+            registry=self.registry,
         )
+        self.runs_total = Counter(
+            "aegra_runs_total", "Runs this instance brought to a final status.", ["status"],
+            registry=self.registry,
+        )
+        for status in RUN_STATUSES:
+            self.runs_total.labels(status)
+        self.run_duration = Histogram(
+            "aegra_run_duration_seconds", "Run execution time, from claim to final status.",
+            registry=self.registry, buckets=RUN_BUCKETS,
+        )
+        self.queue_wait = Histogram(
+            "aegra_run_queue_wait_seconds",
+            "From a run's creation (or scheduled start) to its claim by a worker.",
+            registry=self.registry, buckets=WAIT_BUCKETS,
+        )
+        self.lease_recoveries = Counter(
+            "aegra_lease_recoveries_total",
+            "Runs with an expired lease that this instance's reaper recovered.",
+            registry=self.registry,
+        )
+        self.run_retries = Counter(
+            "aegra_run_retries_total", "Runs queued again for re-execution after a crash or "
+            "lease loss (by this instance's reaper).", registry=self.registry,
+        )
+        self.cron_lateness = Histogram(
+            "aegra_cron_lateness_seconds", "Cron firing time minus the scheduled occurrence.",
+            registry=self.registry, buckets=WAIT_BUCKETS,
+        )
+        self.webhook_deliveries = Counter(
+            "aegra_webhook_deliveries_total", "Webhook deliveries by final outcome, after "
+            "retries.", ["outcome"], registry=self.registry,
+        )
+        for outcome in ("success", "failure"):
+            self.webhook_deliveries.labels(outcome)
         self.loop_lag = Gauge(
             "aegra_event_loop_lag_seconds", "Last measured Trio loop lag.",
             registry=self.registry,
@@ -54,7 +101,28 @@ class Metrics:
             "aegra_actor_restarts", "Restarts of each supervised actor since start.", ["actor"],
             registry=self.registry,
         )
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, fds
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def run_finished(self, status: str, seconds: float | None) -> None:
+        """A run this instance brought to ``status``; ``seconds`` since its claim, when this
+        instance executed it (a run the reaper settles has no duration here)."""
+        self.runs_total.labels(status).inc()
+        if seconds is not None:
+            self.run_duration.observe(seconds)
+
+    def run_claimed(self, wait_s: float) -> None:
+        self.queue_wait.observe(max(0.0, wait_s))
+
+    def leases_recovered(self, recovered: int, retried: int) -> None:
+        self.lease_recoveries.inc(recovered)
+        self.run_retries.inc(retried)
+
+    def cron_fired(self, late_s: float) -> None:
+        self.cron_lateness.observe(max(0.0, late_s))
+
+    def webhook_delivered(self, ok: bool) -> None:
+        self.webhook_deliveries.labels("success" if ok else "failure").inc()
 
     async def render(self) -> tuple[bytes, str]:
         for refresh in self.refreshers:

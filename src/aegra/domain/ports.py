@@ -30,6 +30,7 @@ class ClaimedRun(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any]
     stateless: bool
     user_id: str | None
+    queue_wait_s: float = 0.0  # from creation (or the scheduled start) to this claim
 
 
 class Outcome(msgspec.Struct, kw_only=True):

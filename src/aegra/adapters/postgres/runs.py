@@ -54,14 +54,16 @@ async def _claim(conn: asyncpg.Connection, run_id: str, owner: str, lease_s: flo
     runs on the thread."""
     row = await conn.fetchrow(
         """SELECT run_id, thread_id, assistant_id, attempt, execution_params, metadata,
-                  stateless, user_id FROM aegra_claim_run($1, $2, $3)""",
+                  stateless, user_id,
+                  extract(epoch FROM started_at - available_at)::float8 AS wait_s
+             FROM aegra_claim_run($1, $2, $3)""",
         run_id, owner, float(lease_s))
     if row is None:
         return None
     return ClaimedRun(
         run_id=row["run_id"], thread_id=row["thread_id"], assistant_id=row["assistant_id"],
         attempt=row["attempt"], params=row["execution_params"], metadata=row["metadata"],
-        stateless=row["stateless"], user_id=row["user_id"])
+        stateless=row["stateless"], user_id=row["user_id"], queue_wait_s=row["wait_s"])
 
 
 async def _finish(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str, outcome: Outcome,
