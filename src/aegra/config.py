@@ -137,6 +137,8 @@ class LogCfg(_Section, frozen=True):
 
 class AuthCfg(_Section, frozen=True):
     type: Literal["noop", "custom"] = "noop"
+    # AEGRA_ADMIN_TOKEN: the bearer token of /admin/*; "" turns /admin/* off (404).
+    admin_token: str = ""
 
 
 class UiCfg(_Section, frozen=True):
@@ -197,8 +199,10 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "LOG_LEVEL": ("log", "level"),
     "LOG_FORMAT": ("log", "format"),
     "AUTH_TYPE": ("auth", "type"),
+    "AEGRA_ADMIN_TOKEN": ("auth", "admin_token"),
 }
-SECRET_KEYS = {("postgres", "password"), ("postgres", "url"), ("redis", "url")}
+SECRET_KEYS = {("postgres", "password"), ("postgres", "url"), ("redis", "url"),
+               ("auth", "admin_token")}
 LIST_KEYS = {("http", "cors_allow_origins")}  # comma-separated in the environment
 _GENERIC_ENV = re.compile(r"^AEGRA__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
 _ERR_PATH = re.compile(r"at `\$\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?")

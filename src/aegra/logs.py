@@ -86,10 +86,24 @@ def setup(level: str = "INFO", fmt: str = "auto") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    set_level(level)
+
+
+# Library chatter that would otherwise print a line per request or per query.
+# The MCP SDK logs its per-request transport's start and end (/mcp is stateless).
+_NOISY = ("hypercorn.access", "httpx", "httpcore", "alembic.runtime.migration", "asyncio",
+          "mcp.server.streamable_http", "mcp.server.streamable_http_manager")
+
+
+def set_level(level: str) -> None:
+    """The process's log level, now (``LOG_LEVEL`` at start, ``PUT /admin/log-level``)."""
+    root = logging.getLogger()
     root.setLevel(level)
-    # Library chatter that would otherwise print a line per request or per query.
-    # The MCP SDK logs its per-request transport's start and end (/mcp is stateless).
-    for noisy in ("hypercorn.access", "httpx", "httpcore", "alembic.runtime.migration", "asyncio",
-                  "mcp.server.streamable_http", "mcp.server.streamable_http_manager"):
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("hypercorn.error").setLevel(logging.getLevelName(level))
+
+
+def level() -> str:
+    """The root logger's level name."""
+    return logging.getLevelName(logging.getLogger().level)

@@ -23,6 +23,7 @@ from quart.typing import TestClientProtocol
 
 from aegra import config
 from aegra.adapters.auth import AuthFailed, NoAuth
+from aegra.adapters.memory.admin import MemoryAdmin
 from aegra.adapters.memory.assistants import MemoryAssistants
 from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.cancel import MemoryCancelBus
@@ -40,6 +41,7 @@ from aegra.domain.ports import Authenticator, Authorizer
 from aegra.project import Project, empty
 from aegra.runtime.board import Board
 from aegra.runtime.registry import RunRegistry
+from aegra.services.admin import AdminService, Instance, Maintenance
 from aegra.services.assistants import AssistantService
 from aegra.services.container import Services
 from aegra.services.crons import CronService
@@ -204,7 +206,9 @@ async def build_api(owner_auth: bool = False, project: Project | None = None,
                                     auth=auth),
         crons=CronService(store=crons, auth=auth, cfg=cfg.cron, queue=queue,
                           settle=run_service._apply, intake_stopped=intake_stopped),
-        store=StoreService(items, auth), auth=auth)
+        store=StoreService(items, auth), auth=auth, admin=admin_service(runs, crons, registry))
+    if services.admin is not None:  # maintenance gates run intake, as wiring.py does
+        run_service.maintenance = services.crons.maintenance = services.admin.maintenance
     # The graph's default assistant, as boot makes one per graph.
     await assistants.create(NewAssistant(
         assistant_id=SYSTEM_ASSISTANT, graph_id="agent", name="agent", description=None,
@@ -215,6 +219,16 @@ async def build_api(owner_auth: bool = False, project: Project | None = None,
     return Api(client=create_app(deps).test_client(), services=services, threads=threads,
                assistants=assistants, runs=runs, crons=crons, items=items, queue=queue,
                broker=broker, cancel_bus=bus, auth=auth)
+
+
+def admin_service(runs: MemoryRuns, crons: MemoryCrons, registry: RunRegistry
+                  ) -> AdminService:
+    """As supervisor/wiring.py builds it: WORKER_COUNT 3 x N_JOBS_PER_WORKER 10 (max 100)."""
+    store = MemoryAdmin(runs, crons)
+    return AdminService(store, Maintenance(store, refresh_s=0.0), Instance(
+        id="test-instance", version="test", started_at=trio.current_time(), worker_count=3,
+        capacity=lambda: 30, capacity_floor=30, capacity_max=300,
+        busy=lambda: len(registry)))
 
 
 @pytest.fixture

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,7 +66,11 @@ class Dev:
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
+def dev() -> Iterator[Callable[..., Dev]]:
+    # Not pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user and opens
+    # the path to it, but any pytest session starting on the machine resets
+    # /tmp/pytest-of-root to 0700, cutting a running cluster off its data directory.
+    tmp_path = Path(tempfile.mkdtemp(prefix="aegra-dev-"))
     started: list[Dev] = []
 
     def start(*args: str) -> Dev:
@@ -82,6 +88,10 @@ def dev(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+                deadline = time.monotonic() + 10
+                while pid_file.exists() and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the postmaster removes it as it exits
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_dev_starts_embedded_postgres_and_stops_cleanly(dev):

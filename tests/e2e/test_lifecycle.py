@@ -12,7 +12,10 @@ import time
 import httpx
 import psycopg
 
+from aegra.adapters.postgres.migrate import head
 from tests.e2e.conftest import base_env, write_project
+
+HEAD = head()  # the newest migration's revision
 
 
 def _recv(sock: socket.socket, timeout: float) -> str | None:
@@ -92,7 +95,7 @@ def test_two_instances_on_an_empty_database_migrate_once(start_server, database_
                 ran.append(json.loads(line)["upgraded"])
     assert sorted(ran) == [False, True]
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"assistant", "assistant_versions", "thread", "runs", "crons",
@@ -105,7 +108,7 @@ def test_migrations_can_be_left_to_the_operator(start_server, database_url, tmp_
     refused = _aegra(["serve"], env, tmp_path)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
-        "aegra: database schema is at nothing, this version needs 0001; run `aegra db "
+        f"aegra: database schema is at nothing, this version needs {HEAD}; run `aegra db "
         "upgrade` (RUN_MIGRATIONS_ON_STARTUP=false)")
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,)
@@ -124,10 +127,11 @@ def test_db_commands(database_url, tmp_path):
     assert _aegra(["db", "current"], env, tmp_path).stdout.strip() == "(none)"
     up = _aegra(["db", "upgrade"], env, tmp_path)
     assert up.returncode == 0, up.stderr
-    assert "database at 0001" in up.stdout
-    assert _aegra(["db", "current"], env, tmp_path).stdout.strip() == "0001 (head)"
+    assert f"database at {HEAD}" in up.stdout
+    assert _aegra(["db", "current"], env, tmp_path).stdout.strip() == f"{HEAD} (head)"
     history = _aegra(["db", "history", "-v"], env, tmp_path)
     assert "Revision ID: 0001" in history.stdout
+    assert f"Revision ID: {HEAD}" in history.stdout
     down = _aegra(["db", "downgrade", "base"], env, tmp_path)
     assert down.returncode == 0, down.stderr
     assert _aegra(["db", "current"], env, tmp_path).stdout.strip() == "(none)"

@@ -123,8 +123,10 @@ async def test_missed_occurrences_fire_once_then_resume(migrated):
         await _add(pool, busy, "now() - interval '1 minute'")
         await PgRuns(pool).create(NewRun(thread_id="t-busy", assistant_id="a", graph_id="g",
                                          params={}))
-        fired = await tick_once(deps(pool, queue))
+        late: list[float] = []  # the aegra_cron_lateness_seconds observations
+        fired = await tick_once(deps(pool, queue, on_late=late.append))
         assert fired.claimed == 3 and len(fired.created) == 1
+        assert len(late) == 1 and 3 * 3600 - 60 < late[0] < 3 * 3600 + 60  # busy: none
         assert {cron_id for cron_id, _ in fired.skipped} == {ended.cron_id, busy.cron_id}
         run = await pool.fetchrow(
             "SELECT run_id, user_id, metadata, execution_params, stateless FROM runs "

@@ -14,7 +14,8 @@ from aegra import config
 FILE = Path(__file__).resolve().parents[2] / "supervisor.toml"
 KEY_LINE = re.compile(r"^# ([a-z_]+) = (.+)$")
 # Settings that cannot be written as a TOML default: secrets (environment only) and "unset".
-PLACEHOLDERS = {"postgres.url", "postgres.password", "redis.url", "server.graphs_file"}
+PLACEHOLDERS = {"postgres.url", "postgres.password", "redis.url", "server.graphs_file",
+                "auth.admin_token"}
 
 
 def _documented() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from typing import Any
@@ -11,8 +12,8 @@ from quart import Blueprint, Response, g, request
 from quart_trio import QuartTrio
 
 from aegra import logs
+from aegra.api import admin, errors, system
 from aegra.api import auth as auth_edge
-from aegra.api import errors, system
 from aegra.api.cors import CorsPolicy, is_preflight
 from aegra.api.deps import Deps
 from aegra.api.metrics import Metrics
@@ -87,11 +88,16 @@ def create_app(d: Deps, metrics: Metrics | None = None) -> QuartTrio:
                 log.info("http.request", method=request.method,
                          path=request.root_path + request.path, status=response.status_code,
                          ms=round(elapsed * 1000, 2), **extra)
+            elif log.isEnabledFor(logging.DEBUG):  # LOG_LEVEL / PUT /admin/log-level
+                log.debug("http.request", method=request.method,
+                          path=request.root_path + request.path, status=response.status_code,
+                          ms=round(elapsed * 1000, 2))
         return response
 
     auth_edge.install(app, d.authenticator)  # after _begin: failures carry a request id
     errors.install(app)
     app.register_blueprint(system.bp)
+    app.register_blueprint(admin.bp)  # 404 unless AEGRA_ADMIN_TOKEN is set
     for bp in _feature_blueprints(d):
         app.register_blueprint(bp)
     return app

@@ -4,7 +4,8 @@ With custom auth every request is authenticated before its handler runs, includi
 requests for unknown paths and ids (so they answer 401, not 404, without credentials).
 Open: the platform's meta routes, our probes, and GETs of UI bundle files under ``/ui/``
 (loaded by ``<script src>``, which sends no credentials; ``POST /ui/{name}`` is not
-open). CORS preflights never get here: the app answers them in an earlier hook (a
+open), and ``/admin/*``, which ``AEGRA_ADMIN_TOKEN`` guards instead. CORS preflights
+never get here: the app answers them in an earlier hook (a
 browser sends no credentials on them). The
 caller is kept on ``g`` and handed explicitly to every service call through
 ``caller()``. With ``AUTH_TYPE=noop`` nothing runs and the caller is ``ANONYMOUS``.
@@ -23,6 +24,7 @@ from aegra.domain.ports import Authenticator
 
 OPEN_PATHS = frozenset({"/", "/ok", "/info", "/docs", "/openapi.json", "/metrics", "/live",
                         "/ready", "/health"})
+ADMIN_PREFIX = "/admin/"
 
 
 def caller() -> Caller:
@@ -37,8 +39,8 @@ def install(app: Quart, authenticator: Authenticator | None) -> None:
 
     @app.before_request
     async def _authenticate() -> None:
-        if request.path in OPEN_PATHS:
-            return
+        if request.path in OPEN_PATHS or request.path.startswith(ADMIN_PREFIX):
+            return  # /admin/* has its own credential, AEGRA_ADMIN_TOKEN (api/admin.py)
         if request.method in ("GET", "HEAD") and request.path.startswith("/ui/"):
             return  # UI bundle files, fetched by <script src>: open, as on the platform
         body = None

@@ -326,3 +326,15 @@ def plan(row: dict[str, Any], *, grace_s: float, build: ParamsBuilder) -> Firing
                  "config": row["assistant_config"], "context": row["assistant_context"]}
     return Firing(run=cron_run(row, assistant, occurrence, build), next_run_date=following,
                   occurrence=occurrence, why=why)
+
+
+def skip(row: dict[str, Any], *, why: str) -> Firing:
+    """Maintenance mode: the due occurrence makes no run and the schedule jumps to the
+    next occurrence after now, so nothing missed meanwhile is caught up later."""
+    occurrence, now, end = row["next_run_date"], row["db_now"], row["end_time"]
+    try:
+        schedule = parse(row["schedule"], row["timezone"])
+    except Invalid:
+        schedule = parse(row["schedule"], None)  # plan() reports a bad schedule later
+    return Firing(run=None, next_run_date=next_fire(schedule, max(now, occurrence), end),
+                  occurrence=occurrence, why=why)

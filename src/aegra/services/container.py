@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aegra.domain.ports import Authorizer
+from aegra.services.admin import AdminService
 from aegra.services.assistants import AssistantService
 from aegra.services.crons import CronService
 from aegra.services.runs import RunService
@@ -26,3 +27,4 @@ class Services:
     store: StoreService | None  # None when LangGraph's store is not available
     auth: Authorizer
     ui: UiService | None = None  # None when aegra.json has no ``ui``
+    admin: AdminService | None = None  # /admin/*; wired by the composition root

@@ -28,6 +28,7 @@ import trio
 
 from aegra.config import CronCfg
 from aegra.domain import crons
+from aegra.domain.admin import MaintenanceOn
 from aegra.domain.assistants import as_uuid, is_system
 from aegra.domain.auth import Caller, Filter, strip_reserved, user_dict
 from aegra.domain.errors import Draining, Invalid
@@ -35,6 +36,7 @@ from aegra.domain.ports import Authorizer, JobQueue
 from aegra.domain.resource_ports import CronStore
 from aegra.domain.run_rows import Cancelled, Created
 from aegra.domain.runs import DEFAULT_MULTITASK, new_run_id
+from aegra.services.admin import Maintenance
 from aegra.services.runs import build_params
 
 Json = dict[str, Any]
@@ -115,6 +117,8 @@ class CronService:
         self.queue = queue
         self.settle = settle
         self.intake_stopped = intake_stopped
+        # Maintenance mode (wired by the root): an enabled cron's first run is refused.
+        self.maintenance: Maintenance | None = None
 
     async def _allow(self, caller: Caller, action: str, value: Json) -> Filter | None:
         return await self.auth.authorize(caller, "crons", action, value)
@@ -149,6 +153,8 @@ class CronService:
                                             "metadata": metadata})
         if spec.enabled and self.intake_stopped is not None and self.intake_stopped.is_set():
             raise Draining("this instance is draining; retry on another instance")
+        if spec.enabled and self.maintenance is not None and await self.maintenance.on():
+            raise MaintenanceOn()
         payload = dict(template)
         if caller.identity is not None:
             payload[crons.OWNER_KEY] = caller.user or user_dict(

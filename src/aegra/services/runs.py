@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from aegra import logs
+from aegra.domain.admin import MaintenanceOn
 from aegra.domain.assistants import as_uuid, canonical_id, is_system, not_found
 from aegra.domain.auth import Caller, Filter, user_dict
 from aegra.domain.errors import Draining, NotFound, StoreUnavailable
@@ -45,6 +46,7 @@ from aegra.domain.run_params import stream_modes as stream_modes  # re-exported
 from aegra.domain.run_rows import Cancelled, NewRun
 from aegra.domain.runs import DEFAULT_MULTITASK, TERMINAL, new_run_id
 from aegra.runtime.registry import RunRegistry
+from aegra.services.admin import Maintenance
 
 log = logs.get_logger("aegra.runs")
 # (graph_id, thread_id) -> (latest values, interrupts by task, has nodes left to run)
@@ -84,6 +86,8 @@ class RunService:
         self.poll_s = poll_s
         # http.configurable_headers: which request headers a run gets (none by default).
         self.header_rules = HeaderRules()
+        # The deployment's maintenance switch (wired by the root); None: never on.
+        self.maintenance: Maintenance | None = None
 
     # -- creation -------------------------------------------------------------------------
     def _lookup(self, value: str, build: Callable[[Json], Json] = _unbuilt
@@ -127,6 +131,8 @@ class RunService:
         ``config.configurable`` (every run-creating endpoint passes them)."""
         if self.intake_stopped is not None and self.intake_stopped.is_set():
             raise Draining("this instance is draining; retry on another instance")
+        if self.maintenance is not None and await self.maintenance.on():
+            raise MaintenanceOn()  # every run-creating surface comes through here
         dropped = reserved_sent(body)
         if dropped:
             log.warning("run.reserved_keys_dropped", keys=dropped,

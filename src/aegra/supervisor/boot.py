@@ -57,6 +57,12 @@ def _lag_seen(metrics: Metrics, capacity: Capacity, lag_s: float) -> None:
     capacity.observe_lag(lag_s)
 
 
+async def _restarts_seen(metrics: Metrics, board: Board) -> None:
+    """On scrape: each supervised actor's restarts (actor names are fixed, never ids)."""
+    for name, actor in board.actors.items():
+        metrics.actor_restarts.labels(name).set(actor.restarts)
+
+
 async def open_database(cfg: Config) -> PgPool:
     """Open the asyncpg pool, waiting up to ``startup_wait_s`` for PostgreSQL to accept us."""
     pg = PgPool(cfg.postgres.dsn(), min_size=cfg.postgres.pool_min_size,
@@ -154,6 +160,7 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
         log.warning("server.unauthenticated", detail=exposed)
     notifier = Notifier()
     board, registry, metrics = Board(), RunRegistry(), Metrics()
+    metrics.refreshers.append(partial(_restarts_seen, metrics, board))
     async with aio.open_loop():
         pg = await open_database(cfg)
         lg: LangGraphPersistence | None = None

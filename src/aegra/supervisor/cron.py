@@ -29,9 +29,10 @@ committed. Restartable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
@@ -41,6 +42,7 @@ from aegra.domain import crons
 from aegra.domain.crons import Fired
 from aegra.domain.ports import JobQueue
 from aegra.domain.resource_ports import CronStore
+from aegra.services.admin import Maintenance
 from aegra.services.crons import Settle, after_commit
 from aegra.services.runs import build_params
 from aegra.supervisor.policy import ActorSpec
@@ -63,6 +65,8 @@ class TickerDeps:
     grace_s: float = DEFAULT_GRACE_S
     batch: int = 100
     pass_s: float = 10.0  # the bound on one shielded pass (claim, commit, queue)
+    on_late: Callable[[float], None] = lambda seconds: None  # metrics: each run fired
+    maintenance: Maintenance | None = None  # while on, due occurrences are skipped
 
 
 async def tick_once(d: TickerDeps) -> Fired:
@@ -71,9 +75,16 @@ async def tick_once(d: TickerDeps) -> Fired:
     # unqueued until the reaper's stuck-pending rule found them. The pass is one short
     # transaction and its queue puts, so a shutdown waits for it at most ``pass_s``.
     fired = Fired()
+    late: dict[str, float] = {}  # cron_id -> firing time minus occurrence
+    plan: Callable[[dict[str, Any]], crons.Firing] = partial(_plan, d.grace_s, late)
+    if d.maintenance is not None and await d.maintenance.on():
+        plan = partial(crons.skip, why="maintenance mode")  # skipped, never caught up
     with trio.move_on_after(d.pass_s, shield=True) as bound:
-        fired = await d.crons.fire_due(
-            partial(crons.plan, grace_s=d.grace_s, build=build_params), d.batch)
+        fired = await d.crons.fire_due(plan, d.batch)
+        skipped = {cron_id for cron_id, _ in fired.skipped}
+        for cron_id, seconds in late.items():  # committed, and made a run
+            if cron_id not in skipped:
+                d.on_late(seconds)
         for created in fired.created:
             await after_commit(d.queue, d.settle, created)
     if bound.cancelled_caught:
@@ -86,6 +97,14 @@ async def tick_once(d: TickerDeps) -> Fired:
     if fired.created:
         log.info("cron.fired", runs=len(fired.created))
     return fired
+
+
+def _plan(grace_s: float, late: dict[str, float], row: dict[str, Any]) -> crons.Firing:
+    """``crons.plan``, noting how late each firing is (each cron is claimed once a pass)."""
+    firing = crons.plan(row, grace_s=grace_s, build=build_params)
+    if firing.run is not None:
+        late[row["cron_id"]] = (row["db_now"] - firing.occurrence).total_seconds()
+    return firing
 
 
 async def run_cron_ticker(d: TickerDeps, *,
@@ -113,5 +132,6 @@ def ticker_spec(runtime: RunRuntime) -> ActorSpec:
     deps = TickerDeps(
         crons=PgCrons(runtime.runs.pg), queue=runtime.queue, settle=service._apply,
         intake_stopped=runtime.intake_stopped, interval_s=cfg.tick_interval_s,
-        grace_s=max(DEFAULT_GRACE_S, 5 * cfg.tick_interval_s))
+        grace_s=max(DEFAULT_GRACE_S, 5 * cfg.tick_interval_s),
+        on_late=runtime.metrics.cron_fired, maintenance=runtime.maintenance)
     return ActorSpec("cron-ticker", partial(run_cron_ticker, deps))

@@ -23,6 +23,7 @@ from aegra.adapters.langgraph.graphs import GraphRegistry
 from aegra.adapters.langgraph.runner import LangGraphRunner
 from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.queue import MemoryQueue
+from aegra.adapters.postgres.admin import PgAdmin
 from aegra.adapters.postgres.leases import PgLeases
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import PgRuns
@@ -31,9 +32,11 @@ from aegra.adapters.redis.client import RedisClient
 from aegra.api.metrics import Metrics
 from aegra.config import Config
 from aegra.domain.capacity import CapacityRule
+from aegra.domain.leases import Expired
 from aegra.domain.ports import CancelBus, EventBroker, GraphRunner, JobQueue, LeaseStore
 from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
+from aegra.services.admin import Maintenance
 from aegra.services.runs import RunService
 from aegra.supervisor.cancel_listener import run_cancel_listener
 from aegra.supervisor.capacity import run_capacity
@@ -123,11 +126,17 @@ class RunRuntime:
         self.graphs = graphs
         self.registry = registry
         self.metrics = metrics
+        self.deliver_webhook = deliver_webhook
         self.service = RunService(
             runs=self.runs, queue=self.queue, broker=self.broker, registry=registry,
-            graphs=graphs, delete_thread=self.delete_thread, webhook=deliver_webhook,
+            graphs=graphs, delete_thread=self.delete_thread, webhook=self.webhook,
             spawn=self.background.spawn, intake_stopped=intake_stopped,
             poll_s=cfg.reaper.postgres_poll_interval_s, cancel_bus=self.cancel_bus)
+        self.started_at = trio.current_time()
+        self.admin_store = PgAdmin(pg)
+        # Deployment-wide, from the database: run creation and the cron ticker ask it.
+        self.maintenance = Maintenance(self.admin_store)
+        self.service.maintenance = self.maintenance
         self.runner: GraphRunner = LangGraphRunner(graphs, self.owner)
         floor = cfg.worker.jobs_per_worker
         self.capacity_rule = CapacityRule(
@@ -140,15 +149,29 @@ class RunRuntime:
             broker=self.broker, registry=registry, owner=self.owner,
             lease_s=cfg.lease.duration_s, job_timeout_s=cfg.worker.job_timeout_s,
             intake_stopped=intake_stopped, after_finish=self.service.after_finish,
-            on_active=metrics.active_runs.set)
+            on_active=metrics.active_runs.set, on_claimed=metrics.run_claimed,
+            on_finished=metrics.run_finished)
+
+    async def webhook(self, url: str, payload: dict[str, Any]) -> object:
+        """Deliver (with its retries), then count the final outcome."""
+        ok = await self.deliver_webhook(url, payload)
+        self.metrics.webhook_delivered(ok is True)
+        return ok
+
+    async def settled(self, run: Expired, status: str) -> None:
+        """The reaper brought a run to its final status: count it, then the service's
+        follow-ups (webhook, the thread's next run)."""
+        self.metrics.run_finished(status, None)
+        await self.service.settled(run, status)
 
     async def refresh_metrics(self) -> None:
-        """On scrape: runs by status (one grouped query) and the queue's depth."""
+        """On scrape: runs by status (one grouped query); the queue depth is the pending
+        count, deployment-wide (the database is shared; the Redis list is not the truth)."""
         rows = await self.runs.pg.fetch("SELECT status, count(*) AS n FROM runs GROUP BY status")
         counts = {r["status"]: r["n"] for r in rows}
         for status in ("pending", "running", "success", "error", "timeout", "interrupted"):
             self.metrics.runs_by_status.labels(status).set(counts.get(status, 0))
-        self.metrics.queue_depth.set(await self.queue.depth())
+        self.metrics.queue_depth.set(counts.get("pending", 0))
 
     async def open(self) -> None:
         self.metrics.refreshers.append(self.refresh_metrics)
@@ -182,9 +205,10 @@ class RunRuntime:
                                                     self.capacity))
                    for i in range(cfg.worker.count)]
         reaper = ActorSpec("reaper", partial(
-            run_reaper, self.leases, self.queue, self.runner.finished, self.service.settled,
+            run_reaper, self.leases, self.queue, self.runner.finished, self.settled,
             interval_s=cfg.reaper.interval_s, max_retries=cfg.worker.max_retries,
-            stuck_pending_s=cfg.reaper.stuck_pending_threshold_s))
+            stuck_pending_s=cfg.reaper.stuck_pending_threshold_s,
+            on_recovered=self.metrics.leases_recovered))
         crons = [ticker_spec(self)] if cfg.cron.enabled else []
         sizing = []
         if self.capacity_rule.adaptive:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aegra import __version__
 from aegra.adapters.langgraph.graphs import GraphRegistry
 from aegra.adapters.langgraph.persistence import LangGraphPersistence
 from aegra.adapters.langgraph.store import PgItemStore
@@ -21,6 +22,7 @@ from aegra.domain.headers import HeaderRules
 from aegra.domain.ports import Authorizer
 from aegra.domain.ui import UiAssets
 from aegra.project import Project
+from aegra.services.admin import AdminService, Instance
 from aegra.services.assistants import AssistantService
 from aegra.services.container import Services
 from aegra.services.crons import CronService
@@ -50,7 +52,8 @@ def build(parts: Parts) -> Services:
     return Services(runs=runs_service(parts), threads=threads_service(parts),
                     assistants=assistants_service(parts), crons=crons_service(parts),
                     store=store_service(parts), auth=parts.auth,
-                    ui=UiService(parts.ui) if parts.ui is not None else None)
+                    ui=UiService(parts.ui) if parts.ui is not None else None,
+                    admin=admin_service(parts))
 
 
 def runs_service(parts: Parts) -> RunService:
@@ -79,13 +82,25 @@ def assistants_service(parts: Parts) -> AssistantService:
 
 def crons_service(parts: Parts) -> CronService:
     runtime = parts.runtime
-    return CronService(store=PgCrons(parts.pg, parts.graphs.ids()), auth=parts.auth,
-                       cfg=parts.cfg.cron, queue=runtime.queue,
-                       settle=runtime.service._apply,  # the run service's cancel step
-                       intake_stopped=runtime.service.intake_stopped)
+    service = CronService(store=PgCrons(parts.pg, parts.graphs.ids()), auth=parts.auth,
+                          cfg=parts.cfg.cron, queue=runtime.queue,
+                          settle=runtime.service._apply,  # the run service's cancel step
+                          intake_stopped=runtime.service.intake_stopped)
+    service.maintenance = runtime.maintenance
+    return service
 
 
 def store_service(parts: Parts) -> StoreService | None:
     if parts.item_store is None:
         return None
     return StoreService(parts.item_store, parts.auth)
+
+
+def admin_service(parts: Parts) -> AdminService:
+    runtime, workers = parts.runtime, parts.cfg.worker
+    return AdminService(runtime.admin_store, runtime.maintenance, Instance(
+        id=runtime.owner, version=__version__, started_at=runtime.started_at,
+        worker_count=workers.count, capacity=lambda: runtime.capacity.total,
+        capacity_floor=workers.count * runtime.capacity_rule.floor,
+        capacity_max=workers.count * runtime.capacity_rule.ceiling,
+        busy=lambda: len(runtime.registry)))

@@ -50,6 +50,10 @@ class WorkerDeps:
     intake_stopped: trio.Event
     after_finish: Callable[[ClaimedRun, Outcome, str | None], Awaitable[None]]
     on_active: Callable[[int], None] = lambda n: None
+    # Metrics, as callbacks (the worker knows nothing of Prometheus): a run's queue wait at
+    # its first claim; a final status this worker wrote, with the seconds since the claim.
+    on_claimed: Callable[[float], None] = lambda wait_s: None
+    on_finished: Callable[[str, float], None] = lambda status, seconds: None
 
 
 async def run_worker(deps: WorkerDeps, capacity: Capacity, *,
@@ -93,7 +97,10 @@ async def _execute(deps: WorkerDeps, run_id: str, limiter: trio.CapacityLimiter,
             return  # another worker has it, or its thread is busy: normal and silent
         logs.run_id.set(claimed.run_id)
         logs.thread_id.set(claimed.thread_id)
+        log.debug("run.claimed", attempt=claimed.attempt, owner=deps.owner)
         deps.on_active(len(deps.registry) + 1)
+        if claimed.attempt == 1:  # a retry's wait would count its earlier executions
+            deps.on_claimed(claimed.queue_wait_s)
         await _run_claimed(deps, claimed)
     except Exception as exc:  # our own failure around a run: log it, keep the worker
         log.error("run.internal_error", run_id=run_id, error=repr(exc), exc_info=exc)
@@ -103,6 +110,7 @@ async def _execute(deps: WorkerDeps, run_id: str, limiter: trio.CapacityLimiter,
 
 
 async def _run_claimed(deps: WorkerDeps, claimed: ClaimedRun) -> None:
+    began = trio.current_time()
     await deps.broker.reset(claimed.run_id)
     producer = deps.broker.producer(claimed.run_id)
     result: tuple[Outcome, object, Json] | None = None
@@ -146,4 +154,6 @@ async def _run_claimed(deps: WorkerDeps, claimed: ClaimedRun) -> None:
                         error=outcome.error.get("error"), message=outcome.error.get("message"))
         else:
             log.info("run.finished", status=outcome.status, attempt=claimed.attempt)
+        deps.on_finished("cancelled" if outcome.cancel_action else outcome.status,
+                         trio.current_time() - began)
         await deps.after_finish(claimed, outcome, next_run)
