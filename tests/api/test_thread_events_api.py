@@ -51,3 +51,19 @@ async def test_bad_commands_and_filters_name_the_field(make_api):
     status, body = await api.call("POST", "/threads/t/stream/events",
                                   json={"channels": ["values"], "depth": "deep"})
     assert (status, body["field"]) == (422, "depth")
+
+
+async def test_a_socket_that_never_subscribes_is_let_go(make_api, monkeypatch):
+    from quart.testing.connections import WebsocketDisconnectError
+
+    from aegra.api import thread_events_ws
+
+    monkeypatch.setattr(thread_events_ws, "FIRST_FRAME_S", 0.2)
+    api = await make_api()
+    test_client = api.client.app.test_client()
+    async with test_client.websocket("/threads/t/stream/events") as ws:
+        first = await ws.receive_json()  # the error envelope, then the close
+        assert first["error"] == "invalid_argument" and first["field"] == "method"
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            await ws.receive()
+    assert closed.value.args[0] == 4422

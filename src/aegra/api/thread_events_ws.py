@@ -30,6 +30,12 @@ from aegra.domain.protocol_filter import Filter, error, parse_filter, success
 from aegra.services.thread_events import ThreadEvents
 
 bp = Blueprint("thread_events_ws", __name__)
+FIRST_FRAME_S = 30.0
+
+
+def _reason(message: str) -> str:
+    """A close reason within the protocol's 123 bytes of UTF-8."""
+    return message.encode()[:120].decode(errors="ignore")
 
 
 async def _send(message: dict[str, Any]) -> None:
@@ -46,7 +52,13 @@ async def _caller(d: Deps, thread_id: str) -> Caller:
 
 
 async def _subscribe() -> tuple[int, Filter]:
-    cmd_id, method, params = parse_command(as_bytes(await websocket.receive()))
+    raw: str | bytes | None = None
+    with trio.move_on_after(FIRST_FRAME_S):  # a socket that never subscribes is let go
+        raw = await websocket.receive()
+    if raw is None:
+        raise Invalid(f"invalid field 'method': no subscription.subscribe within "
+                      f"{FIRST_FRAME_S:g}s", field="method")
+    cmd_id, method, params = parse_command(as_bytes(raw))
     if method != "subscription.subscribe":
         raise Invalid("invalid field 'method': the first frame must be "
                       "subscription.subscribe", field="method")
@@ -65,10 +77,10 @@ async def stream_events_ws(thread_id: str) -> None:
         start = await events.open(who, thread_id)
     except Invalid as exc:
         await _send(error(None, "invalid_argument", exc.message) | {"field": exc.field})
-        await websocket.close(4000 + exc.status, exc.message[:120])
+        await websocket.close(4000 + exc.status, _reason(exc.message))
         return
     except DomainError as exc:
-        await websocket.close(4000 + exc.status, exc.message[:120])
+        await websocket.close(4000 + exc.status, _reason(exc.message))
         return
     await _send(success(cmd_id, {"subscription_id": str(cmd_id), "replayed_events": 0}))
     async with trio.open_nursery() as nursery:
