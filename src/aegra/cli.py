@@ -1,4 +1,5 @@
-"""The ``aegra`` command (typer): serve | dev | up | down | db … | init | version."""
+"""The ``aegra`` command (typer): serve | dev | up | down | db … | doctor | export | import |
+init | version."""
 
 from __future__ import annotations
 
@@ -156,8 +157,38 @@ def down(
 
 
 def _dsn(settings: str | None) -> str:
-    loaded, _ = _load(None, settings)
-    return loaded.config.postgres.dsn()
+    """``aegra dev``'s database (aegra.localdb): the configured one, else the embedded one
+    of this project (started for this command when dev is not running, stopped after)."""
+    from aegra import localdb
+
+    loaded, project = _load(None, settings)
+    try:
+        target = localdb.resolve(loaded, project.root, create=bool(project.source))
+    except localdb.Unusable as exc:
+        raise _fail(str(exc), 1) from None
+    if target.handle is not None:
+        typer.echo(f"aegra: using the {target.where}", err=True)
+    return target.dsn
+
+
+@app.command()
+def doctor(
+    config: ConfigOpt = None,
+    settings: SettingsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document, for scripts.")
+                       ] = False,
+) -> None:
+    """Check a live deployment: connections, size, queue, leases, migrations, Redis."""
+    from aegra import doctor as doc
+
+    loaded, project = _load(config, settings)
+    checks = doc.diagnose(loaded, project.root)
+    if as_json:
+        typer.echo(doc.as_json(checks).decode())
+    else:
+        for line in doc.render(checks):
+            typer.echo(line)
+    raise typer.Exit(1 if doc.failed(checks) else 0)
 
 
 @db_app.command("upgrade")
@@ -194,7 +225,8 @@ def db_history(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
     migrate.history(verbose, typer.echo)
 
 
-@db_app.command("downgrade")
+# ignore_unknown_options: a relative target such as ``-1`` is an argument, not a flag.
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base")],
                  settings: SettingsOpt = None) -> None:
     """Roll back to a revision."""
@@ -204,6 +236,43 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 o
     typer.echo(f"downgrading to {revision} ...")
     migrate.downgrade(dsn, revision, out=typer.echo)
     typer.echo(f"database at {migrate.current(dsn) or '(base)'}")
+
+
+@app.command("export")
+def export_(out: Annotated[str, typer.Option("--out", "-o", help=(
+                "File to write (JSON lines; gzip when it ends in .gz)."))],
+            settings: SettingsOpt = None) -> None:
+    """Logical backup: threads, checkpoints, store items, assistants, crons to one file."""
+    from aegra import backup
+
+    try:
+        counts = backup.export(_dsn(settings), Path(out),
+                               lambda line: typer.echo(line, err=True))
+    except backup.BackupError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(f"exported {sum(counts.values())} rows to {out}", err=True)
+
+
+@app.command("import")
+def import_(file: Annotated[str, typer.Argument(help="A file written by aegra export")],
+            skip_existing: Annotated[bool, typer.Option(
+                "--skip-existing", help="Keep rows already here; import the rest.")] = False,
+            overwrite: Annotated[bool, typer.Option(
+                "--overwrite", help="Replace rows already here with the file's.")] = False,
+            settings: SettingsOpt = None) -> None:
+    """Load a backup file (migrating the database first); refuses on existing ids."""
+    from aegra import backup
+
+    if skip_existing and overwrite:
+        raise _fail("--skip-existing and --overwrite exclude each other")
+    mode: backup.OnConflict = ("skip" if skip_existing else "overwrite" if overwrite
+                               else "error")
+    try:
+        counts = backup.import_(_dsn(settings), Path(file), mode,
+                                lambda line: typer.echo(line, err=True))
+    except backup.BackupError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(f"imported {sum(counts.values())} rows from {file}", err=True)
 
 
 @app.command()
@@ -228,3 +297,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # one line for the operator, never a traceback
+        if os.environ.get("AEGRA_TRACEBACK"):
+            raise
+        from aegra.adapters.postgres.migrate import explain
+
+        line = explain(exc) or f"unexpected error: {exc!r} (AEGRA_TRACEBACK=1 shows where)"
+        sys.exit(f"aegra: {line}")

@@ -11,14 +11,12 @@ parent exits (an ``atexit`` hook), and its data stays in ``<project>/.aegra/pgda
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -26,6 +24,7 @@ from typing import Any
 
 from aegra import config as cfgmod
 from aegra import project as projmod
+from aegra.localdb import Unusable, configured, embedded_dir, start_embedded
 from aegra.preflight import EXIT_CANNOT_LISTEN, missing_project, port_in_use
 
 # .tsx/.jsx/.ts/.css: aegra.json ``ui`` components; the restarted server rebuilds them.
@@ -171,39 +170,7 @@ def _environment(env_file: str, config: str | None, settings: str | None
     if project_file is not None:
         projmod.apply_env(projmod.load(project_file).env, seen)
     loaded = cfgmod.load(settings, seen)
-    configured = any(loaded.sources.get(k, "default") != "default"
-                     for k in ("postgres.url", "postgres.host"))
-    return env, root, loaded.config.postgres.dsn() if configured else None
-
-
-def forget_dead_handles(data: Path) -> None:
-    """Drop pids of dead processes from pgserver's handle list.
-
-    pgserver stops the server when the *last* process holding a handle exits, and it never
-    prunes that list: after one ``aegra dev`` was killed (SIGKILL, crash), every later one
-    would leave PostgreSQL running on exit. Only dead pids are removed, so another live
-    ``aegra dev`` on the same project keeps the server it shares.
-    """
-    handles = data / ".handle_pids.json"
-    try:
-        pids = json.loads(handles.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(pids, list):
-        return
-    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
-    if alive != pids:
-        handles.write_text(json.dumps(alive))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, owned by another user
-    return True
+    return env, root, loaded.config.postgres.dsn() if configured(loaded.sources) else None
 
 
 class DevServer:
@@ -236,19 +203,12 @@ class DevServer:
         return Child(self.argv, env)
 
     def _start_embedded(self) -> bool:
-        data = self.root / ".aegra" / "pgdata"
+        data = embedded_dir(self.root)
         say(f"starting embedded PostgreSQL in {os.path.relpath(data)} ...")
         try:
-            with warnings.catch_warnings():
-                # platformdirs warns on import when XDG_RUNTIME_DIR is unset (containers,
-                # sudo): pgserver then uses /tmp, which is fine, so keep the console clean.
-                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-                from aegra.adapters.postgres import embedded
-
-                forget_dead_handles(data)
-                self.embedded, self.embedded_dsn = embedded.start(data, "aegra")
-        except Exception as exc:  # noqa: BLE001  pgserver raises bare subprocess errors
-            _fail(f"embedded PostgreSQL did not start in {data}: {exc!r}")
+            self.embedded, self.embedded_dsn = start_embedded(data)
+        except Unusable as exc:
+            _fail(str(exc))
             return False
         say(f"PostgreSQL ready: {self.embedded_dsn}")
         return True

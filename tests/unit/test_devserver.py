@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from aegra import devserver
+from aegra import devserver, localdb
 
 
 def test_snapshot_watches_sources_and_skips_tool_folders(tmp_path):
@@ -37,6 +37,6 @@ def test_forget_dead_handles_keeps_live_processes(tmp_path):
     dead.wait()
     handles = tmp_path / ".handle_pids.json"
     handles.write_text(json.dumps([dead.pid, os.getpid()]))
-    devserver.forget_dead_handles(tmp_path)
+    localdb.forget_dead_handles(tmp_path)
     assert json.loads(handles.read_text()) == [os.getpid()]
-    devserver.forget_dead_handles(tmp_path / "missing")  # no data folder yet: nothing to do
+    localdb.forget_dead_handles(tmp_path / "missing")  # no data folder yet: nothing to do
