@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from quart import request
 
+from aegra import tracecontext
 from aegra.api.deps import deps
 from aegra.api.wire import check_config
 from aegra.domain import webhooks
@@ -85,6 +86,8 @@ def run_json(row: dict[str, Any]) -> dict[str, Any]:
     params = row["execution_params"] or {}
     if isinstance(params.get("webhook"), str):  # credentials never reach readers
         params = {**params, "webhook": webhooks.mask(params["webhook"])}
+    if tracecontext.PARAM in params:  # the worker's, not the client's: kwargs stay as sent
+        params = {k: v for k, v in params.items() if k != tracecontext.PARAM}
     return {
         "run_id": row["run_id"], "thread_id": row["thread_id"],
         "assistant_id": row["assistant_id"], "created_at": iso(row["created_at"]),

@@ -17,6 +17,7 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, Send, StateSnapshot
+from opentelemetry.trace import Tracer
 
 from aegra.adapters import aio
 from aegra.adapters.auth import User
@@ -25,6 +26,7 @@ from aegra.adapters.langgraph.graphs import GraphRegistry
 from aegra.adapters.langgraph.introspect import Graph
 from aegra.adapters.langgraph.serde import encode, to_json
 from aegra.adapters.langgraph.streams import Messages, chunks
+from aegra.adapters.langgraph.tracing import run_trace
 from aegra.domain.ports import ClaimedRun, Outcome, Producer
 from aegra.domain.runs import STREAM_MODES
 from aegra.logs import get_logger
@@ -270,9 +272,11 @@ async def _only_final_writes(graph: Graph, state: StateSnapshot) -> bool:
 class LangGraphRunner:
     """Trio-side GraphRunner over the graph registry (``open(graph_id, config)``)."""
 
-    def __init__(self, graphs: GraphRegistry, owner: str = "") -> None:
+    def __init__(self, graphs: GraphRegistry, owner: str = "",
+                 tracer: Tracer | None = None) -> None:
         self.graphs = graphs
         self.owner = owner  # this instance's claim identity, for checkpoint fencing
+        self.tracer = tracer  # None: tracing off, no span and no callback handler
 
     async def execute(self, claimed: ClaimedRun, producer: Producer
                       ) -> tuple[Outcome, object, dict[str, Any]]:
@@ -297,10 +301,14 @@ class LangGraphRunner:
 
         # A run is the platform's "threads.create_run" access: factories taking a
         # ServerRuntime get the execution runtime with the run's context.
-        async with self.graphs.open(claimed.params["graph_id"], config,
-                                    access="threads.create_run",
-                                    context=claimed.params.get("context")) as graph:
-            return await aio.call_to_the_end(_all, graph)
+        with run_trace(self.tracer, claimed) as trace:
+            async with self.graphs.open(claimed.params["graph_id"], config,
+                                        access="threads.create_run",
+                                        context=claimed.params.get("context")) as graph:
+                trace.attach(config)  # after open: a graph factory never sees the handler
+                result = await aio.call_to_the_end(_all, graph)
+            trace.finish(result[0])
+            return result
 
     async def thread_view(self, graph_id: str, thread_id: str
                           ) -> tuple[object, dict[str, Any], bool]:
