@@ -1,7 +1,7 @@
-# aegra image: the server installed from this source tree; the user's project (aegra.json,
-# graphs/) lives in /app, mounted by compose.yaml or copied in by a derived image:
-#   FROM aegra
-#   COPY --chown=aegra:aegra . /app
+# The aegra server image, installed from this source tree: `docker build -t aegra:0.1.0 .`
+# (compose.yaml here builds and tags it). A project (aegra.json, graphs/) lives in /app:
+# compose.yaml mounts the example there, and the Dockerfile that `aegra init` writes into a
+# new project builds FROM this image and copies the project in (docs/deploy.md).
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \

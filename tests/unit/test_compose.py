@@ -1,5 +1,8 @@
 """`aegra up` / `aegra down`: the exact docker commands, and one clear line without Docker.
 
+In a project made by `aegra init`, `up` first builds the aegra server image the project's
+Dockerfile builds FROM, from this checkout (the tests run from one).
+
 A fake ``docker`` (a shell script that records its arguments) stands in for the engine;
 the commands run as real ``python -m aegra`` processes with PATH pointing at it.
 """
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from aegra import compose
+from aegra import compose, scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_DOCKER = """#!/bin/sh
@@ -21,6 +24,7 @@ FAKE_DOCKER = """#!/bin/sh
 (IFS='\t'; echo "$*") >> "$DOCKER_LOG"
 case "$1" in
   info) exit "${FAIL_INFO:-0}" ;;
+  image) exit "${FAIL_INSPECT:-0}" ;;
   compose) [ "$2" = version ] && exit "${FAIL_COMPOSE:-0}" ;;
 esac
 exit 0
@@ -48,6 +52,9 @@ def _calls(cwd: Path) -> list[list[str]]:
 
 
 PROBES = [["compose", "version"], ["info", "--format", "{{.ServerVersion}}"]]
+BASE = scaffold.base_image()
+BUILD_BASE = ["build", "-t", BASE, str(REPO)]
+INSPECT = ["image", "inspect", BASE]
 
 
 def test_without_docker_one_line_and_exit_1(tmp_path):
@@ -85,8 +92,11 @@ def test_up_writes_compose_file_and_runs_exact_commands(tmp_path):
     first = _aegra(cwd, bin_dir, "up", "--no-build")
     assert first.returncode == 0, first.stderr
     assert "wrote compose.yaml" in first.stdout
+    assert f"wrote Dockerfile (this folder on top of {BASE})" in first.stdout
     assert f"$ docker compose -f {file} up -d" in first.stdout
     assert (cwd / "compose.yaml").read_text() == compose.template()
+    assert (cwd / "Dockerfile").read_text() == scaffold.dockerfile()  # what `build: .` needs
+    assert (cwd / ".dockerignore").read_text() == scaffold.dockerignore()
 
     second = _aegra(cwd, bin_dir, "up", "postgres", "redis")
     assert second.returncode == 0, second.stderr
@@ -96,8 +106,9 @@ def test_up_writes_compose_file_and_runs_exact_commands(tmp_path):
     assert third.returncode == 0, third.stderr
 
     assert _calls(cwd) == [
-        *PROBES, ["compose", "-f", file, "up", "-d"],
-        *PROBES, ["compose", "-f", file, "up", "-d", "--build", "postgres", "redis"],
+        # --no-build: the server image is there (inspect answers 0), so nothing is built
+        *PROBES, INSPECT, ["compose", "-f", file, "up", "-d"],
+        *PROBES, BUILD_BASE, ["compose", "-f", file, "up", "-d", "--build", "postgres", "redis"],
         *PROBES, ["compose", "-f", file, "down", "--volumes"],
     ]
 
@@ -117,23 +128,61 @@ def test_explicit_and_detected_files(tmp_path):
     assert not (tmp_path / "compose.yaml").exists()
 
 
-def test_compose_template_is_the_repository_file_and_is_complete():
-    text = compose.template()
-    assert text == (REPO / "compose.yaml").read_text()
-    doc = yaml.safe_load(text)
-    services = doc["services"]
-    assert set(services) == {"postgres", "redis", "app"}
-    assert all(s["restart"] == "unless-stopped" for s in services.values())
-    assert services["postgres"]["image"] == "pgvector/pgvector:pg16"
-    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
-    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
-    app = services["app"]
-    assert app["build"] == "." and app["command"][:2] == ["aegra", "serve"]
-    assert app["environment"]["REDIS_BROKER_ENABLED"] == "true"
-    assert {"DATABASE_URL", "REDIS_URL"} <= set(app["environment"])
-    assert app["depends_on"] == {"postgres": {"condition": "service_healthy"},
-                                 "redis": {"condition": "service_healthy"}}
-    assert "http://localhost:2026/health" in " ".join(app["healthcheck"]["test"])
-    assert (app["healthcheck"]["interval"], app["healthcheck"]["retries"]) == ("30s", 3)
-    assert "./:/app:ro" in app["volumes"]
-    assert "postgres_data" in doc["volumes"]
+def test_init_project_up_builds_the_server_image_then_the_stack(tmp_path):
+    bin_dir = _fake_docker(tmp_path)
+    init = _aegra(tmp_path, bin_dir, "init", "proj")
+    assert init.returncode == 0, init.stderr
+    proj = tmp_path.resolve() / "proj"
+    up = _aegra(proj, bin_dir, "up")
+    assert up.returncode == 0, up.stderr
+    assert "wrote" not in up.stdout  # init wrote compose.yaml, Dockerfile, .dockerignore
+    assert f"$ docker build -t {BASE} {REPO}" in up.stdout
+    assert _calls(proj) == [
+        *PROBES, BUILD_BASE, ["compose", "-f", str(proj / "compose.yaml"), "up", "-d", "--build"]]
+    # --no-build and the image missing: it is built all the same, or compose could not be.
+    (proj / "docker.log").unlink()
+    assert _aegra(proj, bin_dir, "up", "--no-build", FAIL_INSPECT="1").returncode == 0
+    assert _calls(proj)[2:] == [INSPECT, BUILD_BASE,
+                                ["compose", "-f", str(proj / "compose.yaml"), "up", "-d"]]
+
+
+def test_other_server_images_are_not_built_from_this_checkout(tmp_path):
+    bin_dir = _fake_docker(tmp_path)
+    assert _aegra(tmp_path, bin_dir, "init", "proj").returncode == 0
+    proj = tmp_path / "proj"
+    (proj / ".env").write_text("AEGRA_IMAGE=aegra:9.9\n")  # read as compose reads it
+    missing = _aegra(proj, bin_dir, "up", FAIL_INSPECT="1")
+    assert missing.returncode == 1
+    lines = missing.stderr.strip().splitlines()
+    assert len(lines) == 1 and "FROM aegra:9.9" in lines[0]
+    assert "`docker build -t aegra:9.9 <your aegra checkout>`" in lines[0]
+    assert _calls(proj) == [*PROBES, ["image", "inspect", "aegra:9.9"]]  # no compose up
+
+    (proj / "docker.log").unlink()
+    registry = _aegra(proj, bin_dir, "up", AEGRA_IMAGE="registry.example.com/aegra:1")
+    assert registry.returncode == 0, registry.stderr  # the environment wins over .env
+    assert _calls(proj) == [*PROBES, ["compose", "-f", str(proj.resolve() / "compose.yaml"),
+                                      "up", "-d", "--build"]]  # docker pulls it itself
+
+
+def test_checkout_is_found_only_in_a_source_tree(tmp_path):
+    assert compose.checkout(REPO / "src" / "aegra") == REPO
+    wheel = tmp_path / "lib" / "python3.11" / "site-packages" / "aegra"
+    wheel.mkdir(parents=True)
+    assert compose.checkout(wheel) is None
+    assert compose.wanted_base(REPO) is None  # the repository's Dockerfile is the base itself
+
+
+def test_compose_template_matches_the_repository_file_but_for_the_app_image():
+    template = yaml.safe_load(compose.template())
+    repo = yaml.safe_load((REPO / "compose.yaml").read_text())
+    assert template["services"]["postgres"] == repo["services"]["postgres"]
+    assert template["services"]["redis"] == repo["services"]["redis"]
+    assert template["volumes"] == repo["volumes"]
+    app, repo_app = template["services"]["app"], repo["services"]["app"]
+    own = {"build", "image", "volumes"}
+    assert {k: v for k, v in app.items() if k not in own} == {
+        k: v for k, v in repo_app.items() if k not in own}
+    # The project's code is in its image (the same image runs in Kubernetes), not mounted.
+    assert "volumes" not in app and app["build"]["context"] == "."
+    assert repo_app["build"] == "." and repo_app["image"] == BASE

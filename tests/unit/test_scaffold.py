@@ -11,7 +11,8 @@ from pathlib import Path
 from aegra import project, scaffold
 from aegra.config import ENV_NAMES
 
-FILES = ["aegra.json", "graphs/__init__.py", "graphs/agent.py", ".env.example", ".gitignore"]
+FILES = ["aegra.json", "graphs/__init__.py", "graphs/agent.py", ".env.example", ".gitignore",
+         "Dockerfile", ".dockerignore", "compose.yaml"]
 
 
 def _import(path: Path, name: str):
