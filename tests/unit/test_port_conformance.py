@@ -21,9 +21,11 @@ from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.memory.run_store import MemoryRuns
 from aegra.adapters.memory.runs import MemoryRunStore
 from aegra.adapters.memory.threads import MemoryThreads
+from aegra.adapters.memory.webhooks import MemoryWebhookOutbox
 from aegra.adapters.postgres.leases import PgLeases
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import PgRuns
+from aegra.adapters.postgres.webhooks import PgWebhookOutbox
 from aegra.adapters.redis.broker import RedisBroker, RedisProducer, RedisSubscription
 from aegra.adapters.redis.cancel import RedisCancelBus
 from aegra.adapters.redis.queue import RedisQueue
@@ -40,6 +42,7 @@ from aegra.domain.ports import (
     Subscription,
 )
 from aegra.domain.resource_ports import ActiveRuns
+from aegra.domain.webhook_outbox import WebhookOutbox
 
 
 def _pool() -> PgPool:
@@ -94,6 +97,10 @@ def _check_active_runs() -> list[ActiveRuns]:
     return [_memory_runs(), PgRuns(_pool())]
 
 
+def _check_webhook_outboxes() -> list[WebhookOutbox]:
+    return [MemoryWebhookOutbox(), PgWebhookOutbox(_pool())]
+
+
 def _check_runners() -> list[GraphRunner]:
     return [LangGraphRunner(GraphRegistry({}))]
 
@@ -107,6 +114,7 @@ CASES = [
     (Subscription, _check_subscriptions), (CancelBus, _check_cancel_buses),
     (LeaseStore, _check_lease_stores), (RunClaims, _check_run_claims),
     (RunStore, _check_run_stores), (GraphRunner, _check_runners),
+    (WebhookOutbox, _check_webhook_outboxes),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.postgres.webhooks import insert_delivery
 from aegra.domain.leases import Expired, ReapResult
 from aegra.domain.runs import thread_status_after
 
@@ -44,7 +45,7 @@ async def _reap(conn: asyncpg.Connection, max_retries: int, stuck_s: float) -> R
 
 
 async def _settle(conn: asyncpg.Connection, run: Expired, values: object,
-                  message: str | None) -> bool:
+                  message: str | None, outbox: bool = False) -> bool:
     """Finalize an exhausted run: success with its output, or error; release the thread."""
     status = "success" if message is None else "error"
     error = None if message is None else {"error": "RetriesExhausted", "message": message}
@@ -67,12 +68,15 @@ async def _settle(conn: asyncpg.Connection, run: Expired, values: object,
             """UPDATE thread SET status = $2, error = $3, updated_at = now(),
                    "values" = COALESCE($4, "values") WHERE thread_id = $1""",
             run.thread_id, thread_status, error, values)
+        if outbox:  # with the final status, as a worker's finish does (issue 13)
+            await insert_delivery(conn, run.run_id)
     return True
 
 
 class PgLeases:
-    def __init__(self, pg: PgPool) -> None:
+    def __init__(self, pg: PgPool, *, outbox: bool = False) -> None:
         self.pg = pg
+        self.outbox = outbox  # settled runs get their webhook delivery
 
     async def extend(self, owner: str, run_ids: list[str], lease_s: float
                      ) -> dict[str, str | None]:
@@ -100,4 +104,4 @@ class PgLeases:
         return await self.pg.run(_reap, max_retries, stuck_pending_s)
 
     async def settle(self, run: Expired, values: object, message: str | None) -> bool:
-        return await self.pg.run(_settle, run, values, message)
+        return await self.pg.run(_settle, run, values, message, self.outbox)

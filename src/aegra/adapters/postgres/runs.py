@@ -27,6 +27,7 @@ from aegra.adapters.postgres.run_create import (
     create_run,
     request_cancel,
 )
+from aegra.adapters.postgres.webhooks import insert_delivery
 from aegra.domain.auth import Filter
 from aegra.domain.errors import NotFound
 from aegra.domain.ports import AssistantLookup as AssistantLookup  # re-exported
@@ -64,6 +65,19 @@ async def _claim(conn: asyncpg.Connection, run_id: str, owner: str, lease_s: flo
         run_id=row["run_id"], thread_id=row["thread_id"], assistant_id=row["assistant_id"],
         attempt=row["attempt"], params=row["execution_params"], metadata=row["metadata"],
         stateless=row["stateless"], user_id=row["user_id"], queue_wait_s=row["wait_s"])
+
+
+async def _finish_with_webhook(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str,
+                               outcome: Outcome, thread_values: object,
+                               thread_interrupts: dict[str, Any]) -> tuple[bool, str | None]:
+    """The final status and the webhook delivery commit together (issue 13): a crash
+    between the two cannot lose the callback."""
+    async with conn.transaction():
+        written, next_run = await _finish(conn, claimed, owner, outcome, thread_values,
+                                          thread_interrupts)
+        if written:
+            await insert_delivery(conn, claimed.run_id)
+    return written, next_run
 
 
 async def _finish(conn: asyncpg.Connection, claimed: ClaimedRun, owner: str, outcome: Outcome,
@@ -118,8 +132,11 @@ ASSISTANT_META_TTL_S = 5.0
 class PgRuns:
     """RunStore adapter for runs."""
 
-    def __init__(self, pg: PgPool) -> None:
+    def __init__(self, pg: PgPool, *, outbox: bool = False) -> None:
         self.pg = pg
+        # Write a webhook delivery with the final status of runs that name one (off
+        # under http.disable_webhooks).
+        self.outbox = outbox
         # Assistant rows runs were created with, by canonical id: the create function
         # checks version and updated_at, so a stale entry only costs the full path.
         self._assistants: dict[str, dict[str, Any]] = {}
@@ -140,8 +157,10 @@ class PgRuns:
     async def finish(self, claimed: ClaimedRun, owner: str, outcome: Outcome,
                      thread_values: object, thread_interrupts: dict[str, Any]
                      ) -> tuple[bool, str | None]:
-        return await self.pg.run(_finish, claimed, owner, outcome, thread_values,
-                                 thread_interrupts)
+        hook = (self.outbox and outcome.cancel_action != "rollback"
+                and bool(claimed.params.get("webhook")))
+        return await self.pg.run(_finish_with_webhook if hook else _finish, claimed, owner,
+                                 outcome, thread_values, thread_interrupts)
 
     async def release(self, claimed: ClaimedRun, owner: str) -> bool:
         """Hand a claimed run back to the queue (drain): pending, no retry spent."""
