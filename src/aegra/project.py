@@ -3,9 +3,10 @@
 Keys understood: ``graphs`` (``./path/file.py:attr`` or ``package.module:attr``, or an
 object with ``path``), ``dependencies`` (directories put on the import path), ``env`` (a
 .env file or a mapping), ``http`` (``app``: a user ASGI app; ``cors``: Starlette
-CORSMiddleware's keys), ``auth``, ``store`` (``index`` for semantic search, ``ttl``) and
-``webhooks`` (``url``: the URL policy of ``domain/webhooks.py``; ``headers`` sent with
-every delivery, ``${{ env.NAME }}`` allowed for names starting with ``env_prefix``).
+CORSMiddleware's keys), ``auth``, ``store`` (``index`` for semantic search, ``ttl``),
+``checkpointer.ttl`` (thread TTL sweeps, docs/ttl.md) and ``webhooks`` (``url``: the
+URL policy of ``domain/webhooks.py``; ``headers`` sent with every delivery,
+``${{ env.NAME }}`` allowed for names starting with ``env_prefix``).
 Other ``langgraph.json`` keys (``python_version``, ``dockerfile_lines``, ...) are accepted
 and ignored.
 """
@@ -16,11 +17,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from aegra.config import ConfigError
+from aegra.domain.threads import MAX_TTL_MINUTES
 from aegra.domain.webhooks import UrlPolicy
 
 CANDIDATES = ("aegra.json", "langgraph.json")
@@ -44,6 +46,19 @@ class StoreTtlCfg(msgspec.Struct, frozen=True, kw_only=True):
     default_ttl: float | None = None  # minutes
     refresh_on_read: bool = True
     sweep_interval_minutes: int | None = None
+
+
+class CheckpointerTtlCfg(msgspec.Struct, frozen=True, kw_only=True,
+                         forbid_unknown_fields=True):
+    """``checkpointer.ttl`` (docs/ttl.md): minutes, as on the platform."""
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    default_ttl: Annotated[float, msgspec.Meta(gt=0, le=MAX_TTL_MINUTES)] | None = None
+    sweep_interval_minutes: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    sweep_limit: int | None = None  # the platform's; here [sweeper] batch_size bounds work
+
+
+class CheckpointerCfg(msgspec.Struct, frozen=True, kw_only=True):
+    ttl: CheckpointerTtlCfg | None = None  # other keys (serde, ...) are accepted, ignored
 
 
 class StoreCfg(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +129,7 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpProjectCfg = HttpProjectCfg()
     auth: dict[str, Any] | None = None
     store: StoreCfg = StoreCfg()
+    checkpointer: CheckpointerCfg = CheckpointerCfg()
     webhooks: WebhooksCfg = WebhooksCfg()
     # Generative UI: component bundle name -> the .tsx/.jsx file exporting its components
     # (resolved, absolute); ``ui_config.shared``: packages shared with the host page.
@@ -181,13 +197,15 @@ def load(path: Path) -> Project:
         store = msgspec.convert(raw.get("store") or {}, StoreCfg)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"config error: {src}: {exc}") from None
+    checkpointer = _convert("checkpointer", raw.get("checkpointer") or {}, CheckpointerCfg, src)
     auth = raw.get("auth")
     if auth is not None and not isinstance(auth, dict):
         raise ConfigError(f"config error: auth = {auth!r} ({src}): expected an object")
     ui, ui_shared = _ui(raw.get("ui"), raw.get("ui_config"), root, src)
     return Project(
         root=root, source=str(path), graphs=graphs, dependencies=deps, env=env,
-        http=http, auth=auth, store=store, webhooks=webhooks, ui=ui, ui_shared=ui_shared,
+        http=http, auth=auth, store=store, checkpointer=checkpointer, webhooks=webhooks,
+        ui=ui, ui_shared=ui_shared,
     )
 
 

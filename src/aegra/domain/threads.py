@@ -41,7 +41,8 @@ def ttl_info(ttl: Mapping[str, Any] | None) -> Json | None:
     """Stored form of a TTL request (``{ttl: minutes, strategy}``), as ``GET
     ?include=ttl`` reports it.
 
-    No sweeper applies the strategy at ``expires_at`` yet: TTLs are stored and reported.
+    The sweeper applies the strategy once ``expires_at`` passes; activity (a run, a
+    state write) moves ``expires_at`` on (docs/ttl.md, migration 0004).
     """
     if not ttl or ttl.get("ttl") is None:
         return None

@@ -39,8 +39,10 @@ class StoreOptions:
 def ttl_config(cfg: StoreTtlCfg | None) -> dict[str, Any] | None:
     if cfg is None:
         return None
+    # omit_expired: reads skip an expired item at once, not only after the next sweep
+    # (LangGraph's default serves it until its sweeper deletes it).
     out: dict[str, Any] = {"refresh_on_read": cfg.refresh_on_read,
-                           "default_ttl": cfg.default_ttl}
+                           "default_ttl": cfg.default_ttl, "omit_expired": True}
     if cfg.sweep_interval_minutes:
         out["sweep_interval_minutes"] = cfg.sweep_interval_minutes
     return out
