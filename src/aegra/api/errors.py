@@ -58,7 +58,11 @@ def _leaf(exc: BaseException) -> BaseException:
 def to_response(exc: BaseException) -> Response:
     exc = _leaf(exc)
     if isinstance(exc, DomainError):
-        response = error_response(exc.status, exc.message, exc.kind, exc.field)
+        body = error_body(exc.status, exc.message, exc.kind, exc.field)
+        # Extra keys an error carries for the client (e.g. the pending interrupts of a
+        # 409 InterruptPending); the standard keys above always win.
+        body = {**(getattr(exc, "body", None) or {}), **body}
+        response = json(body, status=exc.status)
         for name, value in (getattr(exc, "headers", None) or {}).items():
             response.headers[name] = value  # e.g. WWW-Authenticate from an auth handler
         return response

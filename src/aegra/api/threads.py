@@ -107,6 +107,13 @@ async def get_thread(thread_id: str) -> Response:
         caller(), parse_id(thread_id), include_ttl="ttl" in include))
 
 
+@bp.get("/threads/<thread_id>/storage")
+async def get_thread_storage(thread_id: str) -> Response:
+    """Bytes the thread's checkpoints occupy, as stored: checkpoints, channel values (per
+    channel) and pending writes (docs/thread-storage.md)."""
+    return wire.json(await services().threads.storage(caller(), parse_id(thread_id)))
+
+
 @bp.patch("/threads/<thread_id>")
 @documented(body=ThreadPatch, tag="threads")
 async def patch_thread(thread_id: str) -> Response:

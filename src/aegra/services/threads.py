@@ -26,6 +26,7 @@ from aegra.domain.auth import Caller, Filter
 from aegra.domain.errors import Conflict, NotFound
 from aegra.domain.ports import Authorizer, EventBroker
 from aegra.domain.resource_ports import ActiveRuns, RunCanceller, ThreadStates, ThreadStore
+from aegra.domain.thread_reports import StorageUnreported, ThreadReports
 from aegra.domain.threads import (
     THREAD_FIELDS,
     check_extract,
@@ -53,6 +54,8 @@ class ThreadService:
         self.runs = runs
         self.active = active
         self.events = events  # state_update events to thread join streams
+        # GET /threads/{id}/storage; wired by the composition root (None: 501).
+        self.reports: ThreadReports | None = None
 
     async def _allow(self, caller: Caller, action: str, value: Json) -> Filter | None:
         return await self.auth.authorize(caller, "threads", action, value)
@@ -97,6 +100,14 @@ class ThreadService:
     async def get(self, caller: Caller, thread_id: str, *, include_ttl: bool = False) -> Json:
         flt = await self._allow(caller, "read", {"thread_id": thread_id})
         return await self.store.get(thread_id, include_ttl=include_ttl, where=flt)
+
+    async def storage(self, caller: Caller, thread_id: str) -> Json:
+        """Bytes the thread's checkpoints take (``read``: a hidden thread is NotFound)."""
+        flt = await self._allow(caller, "read", {"thread_id": thread_id})
+        if self.reports is None:
+            raise StorageUnreported("Checkpoint storage is only reported for the built-in "
+                                    "checkpointer.")
+        return await self.reports.storage(thread_id, where=flt)
 
     async def patch(self, caller: Caller, thread_id: str, *, metadata: Json | None,
                     ttl: Json | None) -> Json:
