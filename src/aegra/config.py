@@ -93,6 +93,18 @@ class ReaperCfg(_Section, frozen=True):
     postgres_poll_interval_s: float = 5.0
 
 
+class SweeperCfg(_Section, frozen=True):
+    """The TTL sweeper (supervisor/sweeper.py, docs/ttl.md)."""
+    enabled: bool = True
+    # 0: the project's checkpointer.ttl.sweep_interval_minutes, else 5 minutes.
+    interval_s: float = 0.0
+    batch_size: int = 10  # threads per claim, each batch one short transaction
+    pause_s: float = 0.05  # least rest between the batches of one sweep
+    # Most of its time a sweep spends in transactions: the rest after a batch is
+    # stretched to match, room for live traffic (bench/ttl_sweep.py).
+    max_duty: float = 0.05
+
+
 class ShutdownCfg(_Section, frozen=True):
     drain_timeout_s: float = 30.0
     # After the drain: how long open HTTP connections (idle keep-alives, streams of runs
@@ -148,6 +160,25 @@ class UiCfg(_Section, frozen=True):
     build_timeout_s: float = 300.0  # the first build also installs the toolchain
 
 
+class RunsCfg(_Section, frozen=True):
+    # A run on a thread waiting on interrupt(): "allow" admits it (the platform's
+    # behaviour); "require_resume" refuses one that would discard the question (409).
+    # Per request: the x-aegra-interrupt-admission header (domain/interrupt_admission.py).
+    interrupt_admission: Literal["allow", "require_resume"] = "allow"
+
+
+class WebhookDeliveryCfg(_Section, frozen=True):
+    # The durable webhook outbox (docs/webhooks.md). Secret from env only.
+    secret: str = ""  # AEGRA_WEBHOOK_SECRET, "whsec_" + base64; "" sends unsigned
+    poll_interval_s: float = 1.0  # how often each instance looks for due deliveries
+    retry_window_s: float = 24 * 3600.0  # no attempt starts later than this after the run
+    initial_backoff_s: float = 5.0
+    max_backoff_s: float = 3600.0
+    jitter: float = 0.5  # fraction of each delay taken off at random
+    concurrency: int = 16  # attempts in flight per instance
+    timeout_s: float = 10.0  # one attempt, all included
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     server: ServerCfg = ServerCfg()
     postgres: PostgresCfg = PostgresCfg()
@@ -163,6 +194,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     log: LogCfg = LogCfg()
     auth: AuthCfg = AuthCfg()
     ui: UiCfg = UiCfg()
+    webhooks: WebhookDeliveryCfg = WebhookDeliveryCfg()
+    sweeper: SweeperCfg = SweeperCfg()
+    runs: RunsCfg = RunsCfg()
 
 
 # Product-document environment names -> (section, key).
@@ -200,9 +234,17 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "LOG_FORMAT": ("log", "format"),
     "AUTH_TYPE": ("auth", "type"),
     "AEGRA_ADMIN_TOKEN": ("auth", "admin_token"),
+    "AEGRA_WEBHOOK_SECRET": ("webhooks", "secret"),
+    "AEGRA_WEBHOOK_POLL_INTERVAL_SECONDS": ("webhooks", "poll_interval_s"),
+    "AEGRA_WEBHOOK_RETRY_WINDOW_SECONDS": ("webhooks", "retry_window_s"),
+    "AEGRA_WEBHOOK_INITIAL_BACKOFF_SECONDS": ("webhooks", "initial_backoff_s"),
+    "AEGRA_WEBHOOK_MAX_BACKOFF_SECONDS": ("webhooks", "max_backoff_s"),
+    "AEGRA_WEBHOOK_CONCURRENCY": ("webhooks", "concurrency"),
+    "AEGRA_WEBHOOK_TIMEOUT_SECONDS": ("webhooks", "timeout_s"),
+    "AEGRA_INTERRUPT_ADMISSION": ("runs", "interrupt_admission"),
 }
 SECRET_KEYS = {("postgres", "password"), ("postgres", "url"), ("redis", "url"),
-               ("auth", "admin_token")}
+               ("auth", "admin_token"), ("webhooks", "secret")}
 LIST_KEYS = {("http", "cors_allow_origins")}  # comma-separated in the environment
 _GENERIC_ENV = re.compile(r"^AEGRA__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
 _ERR_PATH = re.compile(r"at `\$\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+))?")
@@ -345,6 +387,21 @@ def _explain(message: str, data: dict[str, Any], sources: dict[str, str], origin
     return f"config error: {message}"
 
 
+def _webhook_checks(w: WebhookDeliveryCfg) -> list[tuple[str, float, bool, str]]:
+    return [
+        ("webhooks.poll_interval_s", w.poll_interval_s, w.poll_interval_s > 0, "must be > 0"),
+        ("webhooks.retry_window_s", w.retry_window_s, w.retry_window_s >= 0, "must be >= 0"),
+        ("webhooks.initial_backoff_s", w.initial_backoff_s, w.initial_backoff_s > 0,
+         "must be > 0"),
+        ("webhooks.max_backoff_s", w.max_backoff_s, w.max_backoff_s >= w.initial_backoff_s,
+         "must be >= initial_backoff_s"),
+        ("webhooks.jitter", w.jitter, 0 <= w.jitter <= 1, "must be between 0 and 1"),
+        ("webhooks.concurrency", w.concurrency, 1 <= w.concurrency <= 1000,
+         "must be between 1 and 1000"),
+        ("webhooks.timeout_s", w.timeout_s, w.timeout_s > 0, "must be > 0"),
+    ]
+
+
 def _check_ranges(config: Config, sources: dict[str, str]) -> None:
     checks: list[tuple[str, float, bool, str]] = [
         ("server.port", config.server.port, 0 <= config.server.port <= 65535, "must be 0-65535"),
@@ -369,6 +426,14 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
          "must be > 0 and below lease.duration_s"),
         ("reaper.interval_s", config.reaper.interval_s, config.reaper.interval_s > 0,
          "must be > 0"),
+        ("sweeper.interval_s", config.sweeper.interval_s, config.sweeper.interval_s >= 0,
+         "must be >= 0"),
+        ("sweeper.batch_size", config.sweeper.batch_size,
+         1 <= config.sweeper.batch_size <= 10_000, "must be between 1 and 10000"),
+        ("sweeper.pause_s", config.sweeper.pause_s, config.sweeper.pause_s >= 0,
+         "must be >= 0"),
+        ("sweeper.max_duty", config.sweeper.max_duty, 0 < config.sweeper.max_duty <= 1,
+         "must be > 0 and <= 1"),
         ("shutdown.drain_timeout_s", config.shutdown.drain_timeout_s,
          config.shutdown.drain_timeout_s >= 0, "must be >= 0"),
         ("cron.max_per_user", config.cron.max_per_user, config.cron.max_per_user >= 0,
@@ -382,6 +447,7 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
         ("postgres.pool_max_size", config.postgres.pool_max_size,
          config.postgres.pool_max_size >= config.postgres.pool_min_size >= 0,
          "must be >= pool_min_size"),
+        *_webhook_checks(config.webhooks),
     ]
     for key, value, ok, why in checks:
         if not ok:

@@ -44,6 +44,7 @@ FAMILIES = {
     "aegra_cron_lateness_seconds": ("histogram", set()),
     "aegra_webhook_deliveries": ("counter", {"outcome"}),
     "aegra_worker_capacity": ("gauge", set()),
+    "aegra_ttl_swept": ("counter", {"kind"}),
 }
 
 

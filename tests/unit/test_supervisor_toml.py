@@ -15,7 +15,7 @@ FILE = Path(__file__).resolve().parents[2] / "supervisor.toml"
 KEY_LINE = re.compile(r"^# ([a-z_]+) = (.+)$")
 # Settings that cannot be written as a TOML default: secrets (environment only) and "unset".
 PLACEHOLDERS = {"postgres.url", "postgres.password", "redis.url", "server.graphs_file",
-                "auth.admin_token"}
+                "auth.admin_token", "webhooks.secret"}
 
 
 def _documented() -> dict[str, str]:

@@ -121,7 +121,9 @@ def _feature_blueprints(d: Deps) -> list[Blueprint]:
     if not off.disable_threads:
         out += [threads.bp, thread_stream.bp]
     if not off.disable_runs:
-        out += [runs.bp, crons.bp]
+        from aegra.api import webhooks  # the run's webhook delivery log (issue 13)
+
+        out += [runs.bp, crons.bp, webhooks.bp]
     if not off.disable_runs and not off.disable_event_streaming:
         # v2 thread streaming creates runs (run.start), so disable_runs turns it off too.
         from aegra.api import thread_events, thread_events_ws

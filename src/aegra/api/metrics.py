@@ -23,6 +23,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from aegra.domain.ttl import SweepTotals
+
+TTL_KINDS = ("threads_deleted", "threads_pruned", "checkpoints", "runs", "crons")
 RUN_STATUSES = ("success", "error", "timeout", "interrupted", "cancelled")
 # Runs last from seconds to hours; queue waits and cron lateness from milliseconds up.
 RUN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -93,6 +96,13 @@ class Metrics:
         )
         for outcome in ("success", "failure"):
             self.webhook_deliveries.labels(outcome)
+        self.ttl_swept = Counter(
+            "aegra_ttl_swept_total", "Rows the TTL sweeper of this instance removed, by kind "
+            "(threads deleted or pruned, checkpoints, runs, crons).", ["kind"],
+            registry=self.registry,
+        )
+        for kind in TTL_KINDS:
+            self.ttl_swept.labels(kind)
         self.loop_lag = Gauge(
             "aegra_event_loop_lag_seconds", "Last measured Trio loop lag.",
             registry=self.registry,
@@ -120,6 +130,14 @@ class Metrics:
 
     def cron_fired(self, late_s: float) -> None:
         self.cron_lateness.observe(max(0.0, late_s))
+
+    def ttl_sweep(self, totals: SweepTotals) -> None:
+        for kind, count in (("threads_deleted", totals.deleted),
+                            ("threads_pruned", totals.pruned),
+                            ("checkpoints", totals.checkpoints), ("runs", totals.runs),
+                            ("crons", totals.crons)):
+            if count:
+                self.ttl_swept.labels(kind).inc(count)
 
     def webhook_delivered(self, ok: bool) -> None:
         self.webhook_deliveries.labels("success" if ok else "failure").inc()

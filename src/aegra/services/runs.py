@@ -3,8 +3,8 @@
 create: validate -> write the run with its execution params (one transaction, multitask
 rules applied) -> cancel what the strategy displaced -> queue the id. Workers execute it;
 ``after_finish`` publishes the end of the stream, wakes the thread's next run, deletes a
-stateless run's thread and delivers the webhook. Waiters are pushed the result by the
-broker, never polled.
+stateless run's thread and wakes the webhook dispatcher (the delivery itself is written
+with the final status). Waiters are pushed the result by the broker, never polled.
 
 Runs are authorized on the *threads* resource (spec/auth.md item 10): create/stream/wait/
 batch ``create_run``; get/join/join stream ``read``; cancel ``update``; delete ``delete``;
@@ -15,17 +15,18 @@ query; a run it hides is NotFound. Workers, the reaper and crons never come thro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any
 
 import trio
 
-from aegra import logs
+from aegra import logs, tracecontext
 from aegra.domain.admin import MaintenanceOn
 from aegra.domain.assistants import as_uuid, canonical_id, is_system, not_found
 from aegra.domain.auth import Caller, Filter, user_dict
 from aegra.domain.errors import Draining, NotFound, StoreUnavailable
 from aegra.domain.headers import HeaderRules, run_headers
+from aegra.domain.interrupt_admission import Mode
 from aegra.domain.leases import Expired, exhausted_message
 from aegra.domain.ports import (
     AssistantLookup,
@@ -45,8 +46,11 @@ from aegra.domain.run_params import reserved_sent
 from aegra.domain.run_params import stream_modes as stream_modes  # re-exported
 from aegra.domain.run_rows import Cancelled, NewRun
 from aegra.domain.runs import DEFAULT_MULTITASK, TERMINAL, new_run_id
+from aegra.domain.thread_reports import ThreadReports
+from aegra.domain.webhook_outbox import WebhookOutbox
 from aegra.runtime.registry import RunRegistry
 from aegra.services.admin import Maintenance
+from aegra.services.run_admission import admit
 
 log = logs.get_logger("aegra.runs")
 # (graph_id, thread_id) -> (latest values, interrupts by task, has nodes left to run)
@@ -88,6 +92,11 @@ class RunService:
         self.header_rules = HeaderRules()
         # The deployment's maintenance switch (wired by the root); None: never on.
         self.maintenance: Maintenance | None = None
+        # The webhook outbox (wired by the runtime): the delivery log and redeliver.
+        self.webhooks: WebhookOutbox | None = None
+        # runs.interrupt_admission and the thread reads it needs (wired by the root).
+        self.interrupt_admission: Mode = "allow"
+        self.reports: ThreadReports | None = None
 
     # -- creation -------------------------------------------------------------------------
     def _lookup(self, value: str, build: Callable[[Json], Json] = _unbuilt
@@ -156,13 +165,18 @@ class RunService:
             metadata = dict(stamped) if isinstance(stamped, dict) else {}
             assistant_filter = await self._assistant_filter(caller, body["assistant_id"])
         body = {**body, "metadata": metadata}
+        await admit(self.reports, self.interrupt_admission, thread_id, body, headers,
+                    thread_filter)
         user = None
         if caller.identity is not None:
             user = caller.user or user_dict(caller.identity, caller.permissions, {})
         copied = run_headers(headers, self.header_rules)
         request_id = logs.request_id.get() if headers is not None else None
+        # Set only when tracing is on: the worker continues this request's trace.
+        traced = tracecontext.carrier.get()
         lookup = self._lookup(body["assistant_id"], lambda assistant: build_params(
-            body, assistant, threaded, user=user, headers=copied, request_id=request_id))
+            body, assistant, threaded, user=user, headers=copied, request_id=request_id)
+            | ({tracecontext.PARAM: traced} if traced else {}))
         # Shielded, with a bound: a client that goes away while the COMMIT is on the wire
         # must not leave a committed run unqueued until the reaper's stuck-pending rule.
         with trio.move_on_after(CREATE_S, shield=True) as bound:
@@ -303,6 +317,7 @@ class RunService:
                            next_run: str | None) -> None:
         if outcome.status in ("interrupted", "timeout") and outcome.cancel_action != "rollback":
             outcome.values = await self._refresh_thread(claimed)
+            await self._webhook_values(claimed, outcome.values)
         result = {"status": outcome.status, "values": outcome.values, "error": outcome.error}
         final: list[tuple[str, bytes]] = []
         if outcome.status == "timeout" and outcome.error:
@@ -312,14 +327,24 @@ class RunService:
         if next_run is not None:
             await self.queue.put(next_run)
         params = claimed.params
-        hook = params.get("webhook") if self.webhook and self.spawn else None
-        # Read before a stateless thread (and its runs) is deleted.
-        row = await self.runs.find(claimed.run_id) if hook else None
         if claimed.stateless and params.get("on_completion", "delete") == "delete":
             if self.delete_thread is not None:
                 await self.delete_thread(claimed.thread_id)
-        if hook and self.webhook is not None and self.spawn is not None:
-            self.spawn(self.webhook, hook, webhook_payload(claimed, outcome, row))
+        hook = params.get("webhook")
+        if hook and self.webhook is not None:
+            # The delivery was written with the final status (the webhook outbox, issue
+            # 13): this only wakes the dispatcher, which posts it from the outbox.
+            await self.webhook(hook, {"run_id": claimed.run_id})
+
+    async def _webhook_values(self, claimed: ClaimedRun, values: object) -> None:
+        """A run stopped from outside: its webhook body gets the thread's latest values
+        (as the platform sends), and its delivery, held for them, is released."""
+        if not claimed.params.get("webhook") or self.webhooks is None:
+            return
+        try:
+            await self.webhooks.set_values(claimed.run_id, values)
+        except Exception as exc:  # the delivery stands, with the values the run had
+            log.warning("webhook.values_failed", run_id=claimed.run_id, error=repr(exc))
 
     async def settled(self, run: Expired, status: str) -> None:
         """The reaper finalized a run whose workers kept dying: end its stream, wake the
@@ -380,26 +405,6 @@ def _json(value: object) -> bytes:
     import msgspec
 
     return msgspec.json.encode(value)
-
-
-def _iso(value: object) -> object:
-    return value.isoformat() if isinstance(value, date | time) else value
-
-
-def webhook_payload(claimed: ClaimedRun, outcome: Outcome, row: dict[str, Any] | None
-                    ) -> dict[str, Any]:
-    """The platform's webhook body: the Run, its final values and error, timestamps."""
-    row = row or {}
-    iso = _iso
-    return {
-        "run_id": claimed.run_id, "thread_id": claimed.thread_id,
-        "assistant_id": claimed.assistant_id, "created_at": iso(row.get("created_at")),
-        "updated_at": iso(row.get("updated_at")), "status": outcome.status,
-        "metadata": claimed.metadata, "multitask_strategy": row.get("multitask_strategy"),
-        "kwargs": claimed.params, "values": outcome.values, "error": outcome.error,
-        "run_ended_at": iso(row.get("updated_at")),
-        "webhook_sent_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def wait_payload(result: dict[str, Any]) -> object:

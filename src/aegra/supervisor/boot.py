@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
-from typing import Any
 
 import trio
 
 from aegra import __version__
 from aegra.adapters import aio, webhook
 from aegra.adapters import auth as auth_adapter
+from aegra.adapters import tracing as otel
 from aegra.adapters.langgraph import store_index
 from aegra.adapters.langgraph.graphs import GraphLoadError, GraphRegistry
 from aegra.adapters.langgraph.persistence import LangGraphPersistence
@@ -26,6 +26,7 @@ from aegra.adapters.postgres import assistants as assistants_db
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.redis.client import RedisClient
+from aegra.adapters.tracing import http as otel_http
 from aegra.adapters.ui import build as ui_build
 from aegra.api.app import create_app
 from aegra.api.deps import Deps
@@ -46,6 +47,7 @@ from aegra.supervisor.policy import ActorSpec, RestartPolicy
 from aegra.supervisor.root import Supervisor, run_until_stopped
 from aegra.supervisor.runtime import RunRuntime
 from aegra.supervisor.sdnotify import Notifier, watchdog_interval_s
+from aegra.supervisor.sweeper import sweeper_specs
 from aegra.supervisor.watchdog import run_watchdog
 
 log = get_logger("aegra.boot")
@@ -103,25 +105,28 @@ async def migrate_on_startup(cfg: Config, project: Project) -> None:
              ms=round((trio.current_time() - t0) * 1000, 1))
 
 
-async def _webhooks_disabled(url: str, payload: dict[str, Any]) -> None:
-    log.info("webhook.skipped", run_id=payload.get("run_id"),
-             reason="http.disable_webhooks is set")
-
-
-def _webhook_deliverer(project: Project
-                       ) -> Callable[[str, dict[str, Any]], Awaitable[object]]:
-    """Delivery under the project's URL policy, with its headers (env templates filled);
-    with ``http.disable_webhooks`` none is made, as on the platform (the URL a run names
-    is still checked when it is created)."""
+def _webhook_sender(cfg: Config, project: Project) -> webhook.WebhookSender | None:
+    """Sending under the project's URL policy, with its headers (env templates filled),
+    signed with AEGRA_WEBHOOK_SECRET; with ``http.disable_webhooks`` none is made and no
+    delivery is written, as on the platform (the URL a run names is still checked when
+    it is created)."""
     if project.http.disable_webhooks:
-        return _webhooks_disabled
-    cfg = project.webhooks
+        return None
+    hooks = project.webhooks
     try:
-        headers = render_headers(cfg.headers, os.environ, cfg.env_prefix)
+        headers = render_headers(hooks.headers, os.environ, hooks.env_prefix)
     except ValueError as exc:
         raise ConfigError(f"config error: webhooks.headers ({project.source or 'aegra.json'})"
                           f": {exc}") from None
-    return partial(webhook.deliver, policy=cfg.url, headers=headers)
+    try:
+        sender = webhook.WebhookSender(policy=hooks.url, headers=headers,
+                                       secret=cfg.webhooks.secret,
+                                       timeout_s=cfg.webhooks.timeout_s)
+    except ValueError as exc:
+        raise ConfigError(f"config error: {exc}") from None
+    if not sender.signed:
+        log.info("webhook.unsigned", reason="AEGRA_WEBHOOK_SECRET is not set")
+    return sender
 
 
 async def _build_ui(cfg: Config, project: Project) -> ui_build.Built | None:
@@ -152,12 +157,13 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
         log.critical("graphs.load_failed", error=str(exc))
         # SystemExit carries the one line to stderr and exits 1 (cli re-raises it as is).
         raise SystemExit(f"aegra: {exc}") from None
-    deliver_webhook = _webhook_deliverer(project)
+    webhook_sender = _webhook_sender(cfg, project)
     ui = await _build_ui(cfg, project)  # before any I/O too: a broken component fails fast
     # Auth may be on through aegra.json's auth.path alone (AUTH_TYPE left at noop).
     exposed = exposed_without_auth(cfg) if sdk_auth is None else None
     if exposed is not None:
         log.warning("server.unauthenticated", detail=exposed)
+    tracing = otel.from_env(os.environ)  # None unless an OTLP endpoint is configured
     notifier = Notifier()
     board, registry, metrics = Board(), RunRegistry(), Metrics()
     metrics.refreshers.append(partial(_restarts_seen, metrics, board))
@@ -182,7 +188,10 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                         version=__version__, pg=pg, langgraph=lg, redis=redis)
             deps.features["store_semantic_search"] = store_opts.semantic
             deps.authenticator = sdk_auth
-            app = prefixed(mount(create_app(deps, metrics), user_app,
+            core = create_app(deps, metrics)
+            if tracing is not None:
+                otel_http.install(core, tracing.tracer)
+            app = prefixed(mount(core, user_app,
                                  sdk_auth if project.http.enable_custom_route_auth else None),
                            project.http.mount_prefix)
             sup_cfg = cfg.supervisor
@@ -197,7 +206,8 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
             )
             runtime = RunRuntime(cfg, pg=pg, graphs=graphs, registry=registry,
                                  intake_stopped=supervisor.intake_stopped, metrics=metrics,
-                                 redis=redis, deliver_webhook=deliver_webhook)
+                                 redis=redis, webhook_sender=webhook_sender,
+                                 tracer=tracing.tracer if tracing is not None else None)
             await runtime.open()
             deps.services = wiring.build(wiring.Parts(
                 cfg=cfg, project=project, pg=pg, langgraph=lg, graphs=graphs,
@@ -218,7 +228,9 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
             outer += runtime.outer_actors()
             async with trio.open_nursery() as nursery:
                 started = await nursery.start(partial(
-                    run_until_stopped, supervisor, outer=outer, work=runtime.work_actors(),
+                    run_until_stopped, supervisor, outer=outer,
+                    work=[*runtime.work_actors(),
+                          *sweeper_specs(cfg, project, pg, metrics.ttl_sweep)],
                     front=front))
                 task_status.started(started["http"])  # after READY: the bound addresses
         finally:
@@ -230,3 +242,5 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
                 if lg is not None:
                     await lg.close()
                 await pg.close()
+                if tracing is not None:  # the last spans go out before the process ends
+                    await trio.to_thread.run_sync(tracing.shutdown)

@@ -16,9 +16,9 @@ from functools import partial
 from typing import Any, NoReturn, TypeVarTuple
 
 import trio
+from opentelemetry.trace import Tracer
 
 from aegra import logs
-from aegra.adapters import webhook
 from aegra.adapters.langgraph.graphs import GraphRegistry
 from aegra.adapters.langgraph.runner import LangGraphRunner
 from aegra.adapters.memory.broker import MemoryBroker
@@ -28,7 +28,9 @@ from aegra.adapters.postgres.leases import PgLeases
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import PgRuns
 from aegra.adapters.postgres.threads import PgThreads
+from aegra.adapters.postgres.webhooks import PgWebhookOutbox
 from aegra.adapters.redis.client import RedisClient
+from aegra.adapters.webhook import WebhookSender
 from aegra.api.metrics import Metrics
 from aegra.config import Config
 from aegra.domain.capacity import CapacityRule
@@ -44,12 +46,12 @@ from aegra.supervisor.cron import ticker_spec
 from aegra.supervisor.heartbeat import run_heartbeater
 from aegra.supervisor.policy import ActorSpec
 from aegra.supervisor.reaper import run_reaper
+from aegra.supervisor.webhooks import Wakeup, run_webhook_dispatcher
 from aegra.supervisor.worker import WorkerDeps, run_worker
 
 log = logs.get_logger("aegra.runtime")
 Ts = TypeVarTuple("Ts")
 Task = Callable[..., Awaitable[object]]
-Webhook = Callable[[str, dict[str, Any]], Awaitable[object]]
 
 
 def instance_id() -> str:
@@ -93,7 +95,8 @@ class RunRuntime:
     def __init__(self, cfg: Config, *, pg: PgPool, graphs: GraphRegistry,
                  registry: RunRegistry, intake_stopped: trio.Event, metrics: Metrics,
                  redis: RedisClient | None = None,
-                 deliver_webhook: Webhook = webhook.deliver) -> None:
+                 webhook_sender: WebhookSender | None = None,
+                 tracer: Tracer | None = None) -> None:
         self.cfg = cfg
         self.owner = instance_id()
         self.background = Background()
@@ -120,13 +123,17 @@ class RunRuntime:
             self.queue = MemoryQueue(spawn=self.background.spawn)
             self.broker = MemoryBroker(max_events=cfg.stream.replay_max_events,
                                        max_bytes=cfg.stream.replay_max_bytes)
-        self.runs = PgRuns(pg)  # concrete: metrics and the cron store share its pool
-        self.leases: LeaseStore = PgLeases(pg)
+        # None under http.disable_webhooks: then no delivery is written (issue 13).
+        self.webhook_sender = webhook_sender
+        outbox = webhook_sender is not None
+        self.runs = PgRuns(pg, outbox=outbox)  # concrete: metrics, cron store share its pool
+        self.leases: LeaseStore = PgLeases(pg, outbox=outbox)
+        self.outbox = PgWebhookOutbox(pg)
+        self.webhook_wakeup = Wakeup()
         self.threads = PgThreads(pg)
         self.graphs = graphs
         self.registry = registry
         self.metrics = metrics
-        self.deliver_webhook = deliver_webhook
         self.service = RunService(
             runs=self.runs, queue=self.queue, broker=self.broker, registry=registry,
             graphs=graphs, delete_thread=self.delete_thread, webhook=self.webhook,
@@ -137,7 +144,8 @@ class RunRuntime:
         # Deployment-wide, from the database: run creation and the cron ticker ask it.
         self.maintenance = Maintenance(self.admin_store)
         self.service.maintenance = self.maintenance
-        self.runner: GraphRunner = LangGraphRunner(graphs, self.owner)
+        self.service.webhooks = self.outbox  # the delivery log and redeliver
+        self.runner: GraphRunner = LangGraphRunner(graphs, self.owner, tracer=tracer)
         floor = cfg.worker.jobs_per_worker
         self.capacity_rule = CapacityRule(
             floor=floor, ceiling=max(floor, cfg.worker.jobs_per_worker_max),
@@ -153,10 +161,14 @@ class RunRuntime:
             on_finished=metrics.run_finished)
 
     async def webhook(self, url: str, payload: dict[str, Any]) -> object:
-        """Deliver (with its retries), then count the final outcome."""
-        ok = await self.deliver_webhook(url, payload)
-        self.metrics.webhook_delivered(ok is True)
-        return ok
+        """A run with a webhook finished here: its delivery was written with its final
+        status, so only wake the dispatcher (any instance's will do)."""
+        if self.webhook_sender is None:
+            log.info("webhook.skipped", run_id=payload.get("run_id"),
+                     reason="http.disable_webhooks is set")
+        else:
+            self.webhook_wakeup.set()
+        return None
 
     async def settled(self, run: Expired, status: str) -> None:
         """The reaper brought a run to its final status: count it, then the service's
@@ -216,7 +228,15 @@ class RunRuntime:
                 run_capacity, self.capacity_rule, self.capacity,
                 interval_s=cfg.worker.capacity_interval_s,
                 on_size=self.metrics.worker_capacity.set))]
-        return [*workers, reaper, *crons, *sizing]
+        return [*workers, reaper, *crons, *sizing, *self._webhook_actors()]
+
+    def _webhook_actors(self) -> list[ActorSpec]:
+        if self.webhook_sender is None:
+            return []
+        return [ActorSpec("webhooks", partial(
+            run_webhook_dispatcher, self.cfg.webhooks, self.outbox, self.webhook_sender,
+            owner=self.owner, wakeup=self.webhook_wakeup,
+            on_outcome=self.metrics.webhook_delivered))]
 
     async def recover(self) -> None:
         """Startup: the in-memory queue is empty, so pending runs are queued again. Runs a

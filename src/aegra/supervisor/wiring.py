@@ -16,6 +16,7 @@ from aegra.adapters.langgraph.thread_states import LangGraphThreadStates
 from aegra.adapters.postgres.assistants import PgAssistants
 from aegra.adapters.postgres.crons import PgCrons
 from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.postgres.thread_reports import PgThreadReports
 from aegra.adapters.postgres.threads import PgThreads
 from aegra.config import Config
 from aegra.domain.headers import HeaderRules
@@ -62,6 +63,8 @@ def runs_service(parts: Parts) -> RunService:
     service = parts.runtime.service
     service.auth = parts.auth
     service.thread_view = parts.runtime.runner.thread_view
+    service.reports = PgThreadReports(parts.pg)
+    service.interrupt_admission = parts.cfg.runs.interrupt_admission
     headers = parts.project.http.configurable_headers
     if headers is not None:
         service.header_rules = HeaderRules(*headers.rules())
@@ -70,9 +73,11 @@ def runs_service(parts: Parts) -> RunService:
 
 def threads_service(parts: Parts) -> ThreadService:
     runtime = parts.runtime
-    return ThreadService(store=PgThreads(parts.pg), states=LangGraphThreadStates(parts.graphs),
-                         auth=parts.auth, runs=runtime.service, active=runtime.runs,
-                         events=runtime.broker)
+    service = ThreadService(store=PgThreads(parts.pg),
+                            states=LangGraphThreadStates(parts.graphs), auth=parts.auth,
+                            runs=runtime.service, active=runtime.runs, events=runtime.broker)
+    service.reports = PgThreadReports(parts.pg)
+    return service
 
 
 def assistants_service(parts: Parts) -> AssistantService:
