@@ -39,6 +39,9 @@ CREATE TABLE aegra_webhook_deliveries (
 CREATE INDEX aegra_webhook_deliveries_due ON aegra_webhook_deliveries (next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX aegra_webhook_deliveries_run ON aegra_webhook_deliveries (run_id);
+-- the dispatcher's pruning of finished deliveries past their retention
+CREATE INDEX aegra_webhook_deliveries_finished ON aegra_webhook_deliveries (created_at)
+    WHERE status <> 'pending';
 
 CREATE TABLE aegra_webhook_attempts (
     delivery_id  uuid NOT NULL REFERENCES aegra_webhook_deliveries (id) ON DELETE CASCADE,

@@ -177,6 +177,10 @@ class WebhookDeliveryCfg(_Section, frozen=True):
     jitter: float = 0.5  # fraction of each delay taken off at random
     concurrency: int = 16  # attempts in flight per instance
     timeout_s: float = 10.0  # one attempt, all included
+    # Delivered and failed deliveries (and their attempt logs) are deleted after this;
+    # 0 keeps them forever. Pending ones are never pruned.
+    retention_s: float = 7 * 86400.0
+    prune_interval_s: float = 3600.0  # how often each instance prunes
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -241,6 +245,7 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "AEGRA_WEBHOOK_MAX_BACKOFF_SECONDS": ("webhooks", "max_backoff_s"),
     "AEGRA_WEBHOOK_CONCURRENCY": ("webhooks", "concurrency"),
     "AEGRA_WEBHOOK_TIMEOUT_SECONDS": ("webhooks", "timeout_s"),
+    "AEGRA_WEBHOOK_RETENTION_SECONDS": ("webhooks", "retention_s"),
     "AEGRA_INTERRUPT_ADMISSION": ("runs", "interrupt_admission"),
 }
 SECRET_KEYS = {("postgres", "password"), ("postgres", "url"), ("redis", "url"),
@@ -399,6 +404,9 @@ def _webhook_checks(w: WebhookDeliveryCfg) -> list[tuple[str, float, bool, str]]
         ("webhooks.concurrency", w.concurrency, 1 <= w.concurrency <= 1000,
          "must be between 1 and 1000"),
         ("webhooks.timeout_s", w.timeout_s, w.timeout_s > 0, "must be > 0"),
+        ("webhooks.retention_s", w.retention_s, w.retention_s >= 0, "must be >= 0"),
+        ("webhooks.prune_interval_s", w.prune_interval_s, w.prune_interval_s > 0,
+         "must be > 0"),
     ]
 
 

@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable
 from functools import partial
 
+import msgspec
 import trio
 import trio.testing
 
@@ -148,3 +149,23 @@ async def test_concurrency_is_bounded(autojump_clock):
         await _until(lambda: all(r.status != "pending" for r in outbox.rows.values()))
         nursery.cancel_scope.cancel()
     assert peak == CFG.concurrency
+
+
+async def test_finished_deliveries_are_pruned_after_their_retention(autojump_clock):
+    # Retention 100 s, pruning every 10 s: a delivered row goes once it is 100 s old (and
+    # not before), a pending one (never due again) is kept however old it gets.
+    cfg = msgspec.structs.replace(CFG, retention_s=100.0, prune_interval_s=10.0)
+    outbox = MemoryWebhookOutbox()
+    delivered = outbox.add("run-ok", "https://hooks.example.com/h", {"run_id": "run-ok"})
+    created = outbox.rows[delivered].created_at
+    stuck = outbox.add("run-down", "https://hooks.example.com/h", {"run_id": "run-down"})
+    outbox.rows[stuck].next_at = 1e9  # never due: it stays pending
+    async with trio.open_nursery() as nursery:
+        scope = await _dispatcher(nursery, outbox, Receiver(), "A", cfg=cfg)
+        await _until(lambda: outbox.rows[delivered].status == "delivered", step=0.5)
+        await _until(lambda: delivered not in outbox.rows, step=0.5)
+        gone_after = trio.current_time() - created
+        assert 100.0 <= gone_after <= 100.0 + cfg.prune_interval_s + 1.0, gone_after
+        await trio.sleep(1000.0)
+        assert outbox.rows[stuck].status == "pending"
+        scope.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,11 +19,14 @@ import trio
 from aegra.adapters import aio
 from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.postgres import migrate
+from aegra.adapters.postgres.listen import PgListener
 from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.postgres.queue import PgJobQueue
 from aegra.adapters.redis.queue import RedisQueue
+from tests.contract.support import pg_pool
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Any:
     """An async context manager factory yielding a fresh queue whose delayed puts wait
     in a nursery of the test's."""
@@ -32,6 +36,8 @@ def backend(request: pytest.FixtureRequest) -> Any:
             async with trio.open_nursery() as nursery:
                 yield MemoryQueue(spawn=nursery.start_soon)
         return open_memory
+    if request.param == "postgres":
+        return partial(open_postgres, request.getfixturevalue("database_url"))
     url = request.getfixturevalue("private_redis").url
     dsn = request.getfixturevalue("database_url")
     migrate.ensure_migrated(dsn)
@@ -51,6 +57,21 @@ def backend(request: pytest.FixtureRequest) -> Any:
                 await pool.close()
                 await aio.call(client.aclose)
     return open_redis
+
+
+@asynccontextmanager
+async def open_postgres(dsn: str) -> AsyncIterator[Any]:
+    """The queue several processes share without Redis (issue 11): a private database,
+    so the table holds only this test's ids; poll_s far beyond the test, so a get
+    returns on a NOTIFY (or a delayed row's due time), never on the safety-net poll."""
+    migrate.ensure_migrated(dsn)
+    async with pg_pool(dsn) as pool:
+        listener = PgListener(dsn)
+        await listener.open()
+        try:
+            yield PgJobQueue(pool, listener, poll_s=3600)
+        finally:
+            await listener.close()
 
 
 async def _client(url: str) -> aioredis.Redis:

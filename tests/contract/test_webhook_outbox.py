@@ -35,6 +35,16 @@ class PgSide:
                VALUES (gen_random_uuid(), $1, 't', $2, $3) RETURNING id""",
             run_id, URL, {"run_id": run_id}))
 
+    async def finish(self, wid: str, status: str, age_s: float) -> None:
+        await self.pool.execute(
+            """UPDATE aegra_webhook_deliveries SET status = $2,
+                      created_at = now() - make_interval(secs => $3) WHERE id = $1::uuid""",
+            wid, status, age_s)
+
+    async def ids(self) -> set[str]:
+        rows = await self.pool.fetch("SELECT id::text AS id FROM aegra_webhook_deliveries")
+        return {r["id"] for r in rows}
+
 
 class MemorySide:
     def __init__(self) -> None:
@@ -42,6 +52,13 @@ class MemorySide:
 
     async def add(self, run_id: str) -> str:
         return self.outbox.add(run_id, URL, {"run_id": run_id})
+
+    async def finish(self, wid: str, status: str, age_s: float) -> None:
+        row = self.outbox.rows[wid]
+        row.status, row.created_at = status, row.created_at - age_s
+
+    async def ids(self) -> set[str]:
+        return set(self.outbox.rows)
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -162,3 +179,17 @@ async def test_values_are_refreshed_only_before_the_first_attempt(side):
                               Verdict(status="pending", retry_in_s=0.0))
         (again,) = await s.outbox.claim_due("A", 10, 30.0, 3600.0)
         assert again.payload["values"] == {"messages": ["latest"]}
+
+
+async def test_prune_deletes_only_finished_deliveries_past_retention(side):
+    async with side() as s:
+        old_ok, old_failed, old_pending, young_ok = [
+            await s.add(str(uuid.uuid4())) for _ in range(4)]
+        await s.finish(old_ok, "delivered", 3600.0)
+        await s.finish(old_failed, "failed", 3600.0)
+        await s.finish(old_pending, "pending", 3600.0)
+        await s.finish(young_ok, "delivered", 10.0)
+        assert await s.outbox.prune(600.0, 1) == 1  # bounded by the limit
+        assert await s.outbox.prune(600.0, 100) == 1
+        assert await s.outbox.prune(600.0, 100) == 0
+        assert await s.ids() == {old_pending, young_ok}

@@ -128,3 +128,9 @@ class WebhookOutbox(Protocol):
         """Make the run's deliveries pending and due now, with a fresh retry window and
         the same webhook-id; [] if the run has none."""
         ...
+
+    async def prune(self, older_than_s: float, limit: int) -> int:
+        """Delete up to ``limit`` finished (delivered or failed) deliveries, with their
+        attempts, created more than ``older_than_s`` ago; how many were deleted. Pending
+        ones are never pruned, however old."""
+        ...

@@ -8,7 +8,9 @@ verdict (delivered, failed, or pending again after a jittered exponential backof
 the retry window). Then it sleeps until the poll interval passes or ``Wakeup.set`` (a run
 finished here) cuts it short. Calls ``started()`` after its first claim, so the outbox is
 reachable. When cancelled, attempts in flight stop; their claims expire and another
-instance (or this one, restarted) tries again, with the same ``webhook-id``. Restartable;
+instance (or this one, restarted) tries again, with the same ``webhook-id``. Every
+``prune_interval_s`` it also deletes finished deliveries older than ``retention_s``, in
+bounded batches (the outbox would otherwise grow with every run). Restartable;
 a ``StoreUnavailable`` is waited out by the policy.
 """
 
@@ -35,6 +37,7 @@ from aegra.domain.webhooks import mask
 log = logs.get_logger("aegra.webhook")
 Sender = Callable[[Delivery], Awaitable[AttemptResult]]
 CLAIM_MARGIN_S = 1.0  # a claim outlives its attempt's timeout twice over, plus this
+PRUNE_BATCH = 1000  # finished deliveries deleted per transaction
 
 
 class Wakeup:
@@ -94,6 +97,20 @@ class _Attempts:
         return AttemptResult(error=f"timed out after {self.cfg.timeout_s:g}s")
 
 
+async def prune(outbox: WebhookOutbox, retention_s: float) -> int:
+    """Delete finished deliveries past their retention, a bounded batch at a time, so a
+    large backlog never holds one long transaction."""
+    total = 0
+    while True:
+        deleted = await outbox.prune(retention_s, PRUNE_BATCH)
+        total += deleted
+        if deleted < PRUNE_BATCH:
+            break
+    if total:
+        log.info("webhook.pruned", deliveries=total, retention_s=retention_s)
+    return total
+
+
 async def run_webhook_dispatcher(
     cfg: WebhookDeliveryCfg, outbox: WebhookOutbox, send: Sender, *, owner: str,
     wakeup: Wakeup, on_outcome: Callable[[bool], None] = lambda ok: None,
@@ -103,8 +120,12 @@ async def run_webhook_dispatcher(
     attempts = _Attempts(cfg, outbox, send, owner, on_outcome, rng)
     claim_s = 2 * cfg.timeout_s + CLAIM_MARGIN_S
     first = True
+    next_prune = trio.current_time()
     async with trio.open_nursery() as nursery:
         while True:
+            if cfg.retention_s > 0 and trio.current_time() >= next_prune:
+                next_prune = trio.current_time() + cfg.prune_interval_s
+                await prune(outbox, cfg.retention_s)
             if attempts.slots.value == 0:
                 async with attempts.slots:  # every slot busy: wait for one to free
                     pass

@@ -28,6 +28,7 @@ class _Row:
         self.window_start = now
         self.claimed_by: str | None = None
         self.claim_until = 0.0
+        self.created_at = now
         self.log: list[dict[str, Any]] = []
         self.last_status_code: int | None = None
         self.last_error: str | None = None
@@ -96,3 +97,12 @@ class MemoryWebhookOutbox:
             if row.run_id == run_id:
                 row.status, row.next_at, row.window_start = "pending", now, now
         return await self.log(run_id)
+
+    async def prune(self, older_than_s: float, limit: int) -> int:
+        await trio.lowlevel.checkpoint()
+        cutoff = trio.current_time() - older_than_s
+        old = [row.id for row in self.rows.values()
+               if row.status != "pending" and row.created_at < cutoff][:limit]
+        for row_id in old:
+            del self.rows[row_id]
+        return len(old)

@@ -99,6 +99,20 @@ async def _record(conn: asyncpg.Connection, delivery: Delivery, owner: str,
     return done is not None
 
 
+# Finished deliveries past their retention, oldest first, in one bounded batch (the
+# attempts go with them: ON DELETE CASCADE). SKIP LOCKED: instances pruning together
+# take different rows, and a row being redelivered right now is left alone.
+_PRUNE = """
+WITH gone AS (
+  DELETE FROM aegra_webhook_deliveries
+   WHERE id IN (SELECT id FROM aegra_webhook_deliveries
+                 WHERE status <> 'pending'
+                   AND created_at < now() - make_interval(secs => $1::float8)
+                 ORDER BY created_at LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+  RETURNING 1)
+SELECT count(*) FROM gone"""
+
 class PgWebhookOutbox:
     def __init__(self, pg: PgPool) -> None:
         self.pg = pg
@@ -128,3 +142,7 @@ class PgWebhookOutbox:
     async def redeliver(self, run_id: str) -> list[dict[str, Any]]:
         await self.pg.execute(_REDELIVER, run_id)
         return await self.log(run_id)
+
+    async def prune(self, older_than_s: float, limit: int) -> int:
+        deleted = await self.pg.fetchval(_PRUNE, older_than_s, limit)
+        return int(deleted or 0)

@@ -1,0 +1,43 @@
+"""The PostgreSQL cross-process channel (issue 11): the job queue without Redis.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-05
+
+``aegra_jobs`` holds run ids waiting for a worker when several server processes share
+one database without Redis (``[server] channel = "postgres"``). ``pos`` orders it:
+ordinary puts take the next value of ``aegra_jobs_seq``, puts to the front its negation,
+so the newest front put comes first (as the in-memory deque's ``appendleft``). A delayed
+put is a row whose ``available_at`` lies ahead. Workers take rows with
+``DELETE ... FOR UPDATE SKIP LOCKED`` and are woken by NOTIFY ``aegra_jobs``. The runs
+table stays the truth: a lost row is found again by the reaper's stuck-pending rule.
+"""
+
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+UPGRADE = """
+CREATE SEQUENCE IF NOT EXISTS aegra_jobs_seq;
+CREATE TABLE IF NOT EXISTS aegra_jobs (
+    pos bigint PRIMARY KEY,
+    run_id text NOT NULL,
+    available_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+DOWNGRADE = """
+DROP TABLE IF EXISTS aegra_jobs;
+DROP SEQUENCE IF EXISTS aegra_jobs_seq;
+"""
+
+
+def upgrade() -> None:
+    op.execute(UPGRADE)
+
+
+def downgrade() -> None:
+    op.execute(DOWNGRADE)

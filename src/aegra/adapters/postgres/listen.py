@@ -1,0 +1,172 @@
+"""One PostgreSQL LISTEN connection per instance, fanned out to local sinks.
+
+The cross-process channel without Redis (issue 11): NOTIFY is PostgreSQL's pub/sub, so
+several processes on one database share cancels, queue wakeups and thread events without
+a new component. LISTEN is session state, so it needs a dedicated connection outside the
+pool (whose release drops listeners). Channels are listened on demand; one asyncio task
+owns the connection, pings it, and on loss reconnects, listens again and hands every sink
+``RESYNC``: a notification sent meanwhile is gone, and each user has its persisted truth
+to re-read (cancel requests in ``runs``, queued ids in ``aegra_jobs``).
+
+Sinks are plain callbacks called in Trio's thread (trio-asyncio runs the loop there), so
+a sink may ``send_nowait`` into a bounded Trio memory channel; each user states its own
+overflow rule. ``listen`` returns once PostgreSQL ran the LISTEN, which is what makes
+listen-then-reread exact; it raises ``StoreUnavailable`` when the database is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import asyncpg
+
+from aegra import logs
+from aegra.adapters.aio import aio
+from aegra.adapters.postgres.pool import _UNAVAILABLE
+from aegra.domain.errors import StoreUnavailable
+
+log = logs.get_logger("aegra.postgres.listen")
+RESYNC = "\x00resync"  # NOTIFY payloads are text without NUL, so this never collides
+Sink = Callable[[str], None]
+
+
+class PgListener:
+    def __init__(self, dsn: str, *, ping_s: float = 2.0) -> None:
+        self.dsn = dsn
+        self.ping_s = ping_s
+        self.sinks: dict[str, set[Sink]] = {}
+        self.healthy = False
+        self._conn: asyncpg.Connection | None = None
+        self._lock: asyncio.Lock | None = None  # one operation at a time on the connection
+        self._task: asyncio.Task[None] | None = None
+        self._up: asyncio.Event | None = None
+
+    async def open(self, timeout_s: float = 10.0) -> None:
+        """Start the reader and wait (bounded) for its first connection; a database that
+        is away is not an error here: ``listen`` reports it."""
+        @aio
+        async def _open() -> None:
+            self._lock = asyncio.Lock()
+            self._up = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run_forever())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), timeout_s)
+        await _open()
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+
+        @aio
+        async def _close() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await _close()
+
+    def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        for sink in list(self.sinks.get(channel, ())):
+            sink(payload)
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(self.dsn, timeout=10)
+        for channel in list(self.sinks):
+            await conn.add_listener(channel, self._deliver)
+        return conn
+
+    async def _run_forever(self) -> None:
+        assert self._lock is not None and self._up is not None
+        backoff = 0.1
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with self._lock:
+                    self._conn = await self._connect()
+                self._conn.add_termination_listener(lambda _conn: lost.set())
+                resync = not self.healthy and bool(self.sinks)
+                self.healthy = True
+                self._up.set()
+                backoff = 0.1
+                if resync:
+                    self._broadcast(RESYNC)
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), self.ping_s)
+                    async with self._lock:  # a silent half-open socket shows here
+                        await self._conn.fetchval("SELECT 1", timeout=self.ping_s)
+            except asyncio.CancelledError:
+                await self._drop()
+                raise
+            except Exception as exc:  # noqa: BLE001  this loop is the reader's restart policy
+                if self.healthy:
+                    log.warning("postgres.listen_lost", error=repr(exc))
+                self.healthy = False
+                await self._drop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+    def _broadcast(self, payload: str) -> None:
+        for sinks in list(self.sinks.values()):
+            for sink in list(sinks):
+                sink(payload)
+
+    async def listen(self, channel: str, sink: Sink) -> None:
+        """Register ``sink``; returns once the channel is listened on. ``StoreUnavailable``
+        (and ``sink`` not registered) when the connection is down."""
+        sinks = self.sinks.setdefault(channel, set())
+        first = not sinks
+        sinks.add(sink)
+        if not first:
+            return
+        ok = False
+        try:
+            conn, lock = self._conn, self._lock
+            if conn is None or lock is None or not self.healthy:
+                raise StoreUnavailable("database unavailable (listen): not connected")
+
+            @aio
+            async def _listen() -> None:
+                async with lock:
+                    await conn.add_listener(channel, self._deliver)
+            try:
+                await _listen()
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"database unavailable (listen): {exc}") from exc
+            ok = True
+        finally:
+            if not ok:
+                self._forget(channel, sink)
+
+    def _forget(self, channel: str, sink: Sink) -> bool:
+        sinks = self.sinks.get(channel)
+        if sinks is None:
+            return False
+        sinks.discard(sink)
+        if sinks:
+            return False
+        del self.sinks[channel]
+        return True
+
+    async def unlisten(self, channel: str, sink: Sink) -> None:
+        if not self._forget(channel, sink):
+            return
+        conn, lock = self._conn, self._lock
+        if conn is None or lock is None or not self.healthy:
+            return  # the next connection listens only on what is registered
+
+        @aio
+        async def _unlisten() -> None:
+            async with lock:
+                await conn.remove_listener(channel, self._deliver)
+        try:
+            await _unlisten()
+        except _UNAVAILABLE as exc:
+            log.info("postgres.unlisten_failed", channel=channel, error=repr(exc))
