@@ -66,6 +66,9 @@ def serve(
     settings: SettingsOpt = None,
     check: Annotated[bool, typer.Option(
         "--check", help="Print the merged settings with their sources and exit.")] = False,
+    processes: Annotated[str, typer.Option(
+        "--processes", help="Server processes behind one port: a number, or auto (the"
+        " usable cores). Above 1 needs Redis.")] = "1",
 ) -> None:
     """Run the server (production: no services are started for you)."""
     import aegra.adapters.aio  # noqa: F401  (trio_asyncio before psycopg_pool: docs/architecture.md, Layers)
@@ -77,6 +80,16 @@ def serve(
         source = project.source or "(none)"
         typer.echo(f"{'project':<40} {source:<40} graphs={sorted(project.graphs)}")
         return
+    if processes != "1":  # a parent of N full servers: supervisor/processes.py
+        from aegra.config import ConfigError
+        from aegra.supervisor import processes as multi
+
+        try:
+            n = multi.count(processes)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+        if n > 1:
+            raise typer.Exit(multi.main(n, loaded.config, sys.argv[1:]))
     _run_server(loaded.config, project, loaded.sources)
 
 

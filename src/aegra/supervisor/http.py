@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import http
+import os
 
 import h11
 import trio
@@ -21,6 +22,9 @@ from hypercorn.typing import Framework, H11SendableEvent
 from aegra.logs import get_logger
 
 log = get_logger("aegra.http")
+# Set by ``aegra serve --processes`` (supervisor/processes.py) in its children: serve on
+# the parent's listening socket rather than binding host:port.
+LISTEN_FD_ENV = "AEGRA_LISTEN_FD"
 
 
 class BindFailed(Exception):
@@ -74,7 +78,9 @@ async def run_http(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     config = HyperConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    fd = os.environ.get(LISTEN_FD_ENV)
+    config.bind = ([f"fd://{int(fd)}"] if fd else
+                   [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"])
     config.graceful_timeout = grace_s
     config.accesslog = None
     config.errorlog = None
