@@ -11,6 +11,10 @@ so the newest front put comes first (as the in-memory deque's ``appendleft``). A
 put is a row whose ``available_at`` lies ahead. Workers take rows with
 ``DELETE ... FOR UPDATE SKIP LOCKED`` and are woken by NOTIFY ``aegra_jobs``. The runs
 table stays the truth: a lost row is found again by the reaper's stuck-pending rule.
+
+``aegra_thread_events`` (UNLOGGED: live events, worthless after a crash) carries a
+thread-level event too large for a NOTIFY payload (8000 bytes): the notification names
+its row instead; rows older than a minute are pruned by later writes.
 """
 
 from alembic import op
@@ -27,9 +31,15 @@ CREATE TABLE IF NOT EXISTS aegra_jobs (
     run_id text NOT NULL,
     available_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE UNLOGGED TABLE IF NOT EXISTS aegra_thread_events (
+    id bigserial PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    payload text NOT NULL
+);
 """
 
 DOWNGRADE = """
+DROP TABLE IF EXISTS aegra_thread_events;
 DROP TABLE IF EXISTS aegra_jobs;
 DROP SEQUENCE IF EXISTS aegra_jobs_seq;
 """

@@ -36,6 +36,10 @@ class ServerCfg(_Section, frozen=True):
     host: str = "0.0.0.0"
     port: int = 2026
     graphs_file: str | None = None  # aegra.json; None = auto-detect in the working directory
+    # The cross-process channel when Redis is off (issue 11): "memory" for one process,
+    # "postgres" for several on one database (queue, cancels over LISTEN/NOTIFY).
+    # Ignored when redis.enabled. AEGRA_CHANNEL.
+    channel: Literal["memory", "postgres"] = "memory"
 
 
 class PostgresCfg(_Section, frozen=True):
@@ -207,6 +211,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 ENV_NAMES: dict[str, tuple[str, str]] = {
     "PORT": ("server", "port"),
     "AEGRA_CONFIG": ("server", "graphs_file"),
+    "AEGRA_CHANNEL": ("server", "channel"),
     "DATABASE_URL": ("postgres", "url"),
     "POSTGRES_USER": ("postgres", "user"),
     "POSTGRES_PASSWORD": ("postgres", "password"),

@@ -1,5 +1,5 @@
 """The CancelBus contract (publish, and the listen/stop the cancel listener actor uses),
-run on the in-memory bus and on Redis pub/sub.
+run on the in-memory bus, on Redis pub/sub and on PostgreSQL NOTIFY.
 
 A shared Redis server may carry other tests' cancels on the same channel: listeners
 here keep only the run ids this test made.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,17 +19,22 @@ import trio
 
 from aegra.adapters import aio
 from aegra.adapters.memory.cancel import MemoryCancelBus
+from aegra.adapters.postgres.cancel import PgCancelBus
+from aegra.adapters.postgres.listen import PgListener
 from aegra.adapters.redis.cancel import RedisCancelBus
 from aegra.adapters.redis.fanout import Fanout
+from tests.contract.support import pg_pool
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Any:
     if request.param == "memory":
         @asynccontextmanager
         async def open_memory() -> AsyncIterator[Any]:
             yield MemoryCancelBus()
         return open_memory
+    if request.param == "postgres":
+        return partial(open_postgres, request.getfixturevalue("database_url"))
     url = request.getfixturevalue("redis_url")
 
     @asynccontextmanager
@@ -47,6 +53,19 @@ def backend(request: pytest.FixtureRequest) -> Any:
                 await fanout.close()
                 await aio.call(client.aclose)
     return open_redis
+
+
+@asynccontextmanager
+async def open_postgres(dsn: str) -> AsyncIterator[Any]:
+    """NOTIFY ``aegra_cancel`` on a LISTEN connection (issue 11, no Redis)."""
+    async with pg_pool(dsn) as pool:
+        listener = PgListener(dsn)
+        await listener.open()
+        try:
+            assert listener.healthy
+            yield PgCancelBus(pool, listener)
+        finally:
+            await listener.close()
 
 
 async def _client(url: str) -> aioredis.Redis:

@@ -22,9 +22,13 @@ from aegra.adapters.memory.run_store import MemoryRuns
 from aegra.adapters.memory.runs import MemoryRunStore
 from aegra.adapters.memory.threads import MemoryThreads
 from aegra.adapters.memory.webhooks import MemoryWebhookOutbox
+from aegra.adapters.postgres.cancel import PgCancelBus
 from aegra.adapters.postgres.leases import PgLeases
+from aegra.adapters.postgres.listen import PgListener
 from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.postgres.queue import PgJobQueue
 from aegra.adapters.postgres.runs import PgRuns
+from aegra.adapters.postgres.thread_events import PgChannelBroker
 from aegra.adapters.postgres.webhooks import PgWebhookOutbox
 from aegra.adapters.redis.broker import RedisBroker, RedisProducer, RedisSubscription
 from aegra.adapters.redis.cancel import RedisCancelBus
@@ -49,6 +53,10 @@ def _pool() -> PgPool:
     return PgPool("postgresql://unused@127.0.0.1:1/none")
 
 
+def _listener() -> PgListener:
+    return PgListener("postgresql://unused@127.0.0.1:1/none")  # connects only on open()
+
+
 def _redis() -> aioredis.Redis:
     return aioredis.Redis()  # lazy: connects on its first command, never sent here
 
@@ -58,11 +66,12 @@ def _memory_runs() -> MemoryRuns:
 
 
 def _check_queues() -> list[JobQueue]:
-    return [MemoryQueue(), RedisQueue(_redis(), _pool(), poll_s=1.0)]
+    return [MemoryQueue(), RedisQueue(_redis(), _pool(), poll_s=1.0),
+            PgJobQueue(_pool(), _listener(), poll_s=1.0)]
 
 
 def _check_brokers() -> list[EventBroker]:
-    return [MemoryBroker(), RedisBroker(_redis())]
+    return [MemoryBroker(), RedisBroker(_redis()), PgChannelBroker(_pool(), _listener())]
 
 
 def _check_producers() -> list[Producer]:
@@ -78,7 +87,8 @@ def _check_subscriptions() -> list[Subscription]:
 
 def _check_cancel_buses() -> list[CancelBus]:
     broker = RedisBroker(_redis())
-    return [MemoryCancelBus(), RedisCancelBus(broker.client, broker.fanout)]
+    return [MemoryCancelBus(), RedisCancelBus(broker.client, broker.fanout),
+            PgCancelBus(_pool(), _listener())]
 
 
 def _check_lease_stores() -> list[LeaseStore]:

@@ -380,6 +380,11 @@ class RunService:
 
     async def result(self, run_id: str, row: dict[str, Any] | None) -> RunResult:
         """Block until the run ends; its final status, values and error."""
+        if row is None:
+            # Called again after each long-poll keepalive (every keepalive_s, which can be
+            # <= poll_s): without a look first, the database check below never ran when
+            # no broker pushes the end (a run on another process without Redis).
+            row = await self.runs.find(run_id)
         while True:
             if row is not None and row["status"] in TERMINAL:
                 done, result = await self.broker.result(run_id)

@@ -25,6 +25,7 @@ from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.memory.queue import MemoryQueue
 from aegra.adapters.postgres.admin import PgAdmin
 from aegra.adapters.postgres.leases import PgLeases
+from aegra.adapters.postgres.listen import PgListener
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.runs import PgRuns
 from aegra.adapters.postgres.threads import PgThreads
@@ -102,6 +103,7 @@ class RunRuntime:
         self.background = Background()
         self.intake_stopped = intake_stopped
         self.cancel_bus: CancelBus | None = None
+        self.listener: PgListener | None = None  # the LISTEN connection (channel postgres)
         self.queue: JobQueue
         self.broker: EventBroker
         if redis is not None:
@@ -119,6 +121,21 @@ class RunRuntime:
             self.queue = RedisQueue(client, pg, poll_s=cfg.reaper.postgres_poll_interval_s,
                                     spawn=self.background.spawn)
             self.cancel_bus = RedisCancelBus(client, broker.fanout)
+        elif cfg.server.channel == "postgres":
+            # Several processes on one database, no Redis (issue 11): the queue and the
+            # cancels and thread events go through PostgreSQL; run streams stay per
+            # process for now (a run's stream is served by the process executing it).
+            from aegra.adapters.postgres.cancel import PgCancelBus
+            from aegra.adapters.postgres.queue import PgJobQueue
+            from aegra.adapters.postgres.thread_events import PgChannelBroker
+
+            self.listener = PgListener(pg.dsn)
+            self.queue = PgJobQueue(pg, self.listener,
+                                    poll_s=cfg.reaper.postgres_poll_interval_s)
+            self.cancel_bus = PgCancelBus(pg, self.listener)
+            self.broker = PgChannelBroker(pg, self.listener,
+                                          max_events=cfg.stream.replay_max_events,
+                                          max_bytes=cfg.stream.replay_max_bytes)
         else:
             self.queue = MemoryQueue(spawn=self.background.spawn)
             self.broker = MemoryBroker(max_events=cfg.stream.replay_max_events,
@@ -187,10 +204,14 @@ class RunRuntime:
 
     async def open(self) -> None:
         self.metrics.refreshers.append(self.refresh_metrics)
+        if self.listener is not None:
+            await self.listener.open()
         await self.broker.open()
 
     async def close(self) -> None:
         await self.broker.close()
+        if self.listener is not None:
+            await self.listener.close()
 
     async def delete_thread(self, thread_id: str) -> None:
         await self.threads.delete([thread_id])  # with its checkpoints

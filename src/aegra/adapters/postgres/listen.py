@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from functools import partial
 
 import asyncpg
 
@@ -30,6 +31,11 @@ from aegra.domain.errors import StoreUnavailable
 log = logs.get_logger("aegra.postgres.listen")
 RESYNC = "\x00resync"  # NOTIFY payloads are text without NUL, so this never collides
 Sink = Callable[[str], None]
+APP_NAME = "aegra-listen"  # pg_stat_activity tells the LISTEN connections apart
+
+
+def _set(event: asyncio.Event, _conn: object) -> None:
+    event.set()
 
 
 class PgListener:
@@ -72,7 +78,8 @@ class PgListener:
             sink(payload)
 
     async def _connect(self) -> asyncpg.Connection:
-        conn = await asyncpg.connect(self.dsn, timeout=10)
+        conn = await asyncpg.connect(self.dsn, timeout=10,
+                                     server_settings={"application_name": APP_NAME})
         for channel in list(self.sinks):
             await conn.add_listener(channel, self._deliver)
         return conn
@@ -85,7 +92,7 @@ class PgListener:
             try:
                 async with self._lock:
                     self._conn = await self._connect()
-                self._conn.add_termination_listener(lambda _conn: lost.set())
+                self._conn.add_termination_listener(partial(_set, lost))
                 resync = not self.healthy and bool(self.sinks)
                 self.healthy = True
                 self._up.set()

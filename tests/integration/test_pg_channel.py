@@ -1,0 +1,119 @@
+"""The PostgreSQL cross-process channel (issue 11, no Redis) across instances: two
+queues (each its own pool and LISTEN connection, as two processes) share one table, and
+a LISTEN connection that dies resynchronises and listens again; thread-level events
+published on one instance reach the listeners on another (any size, any bytes)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import trio
+
+from aegra.adapters import aio
+from aegra.adapters.postgres import migrate
+from aegra.adapters.postgres.cancel import PgCancelBus
+from aegra.adapters.postgres.listen import APP_NAME, PgListener
+from aegra.adapters.postgres.pool import PgPool
+from aegra.adapters.postgres.queue import PgJobQueue
+from aegra.adapters.postgres.thread_events import PgChannelBroker
+from tests.contract import test_event_broker as broker_suite
+from tests.contract.support import pg_pool
+from tests.contract.test_event_broker import Pair, ThreadListener
+
+
+@asynccontextmanager
+async def instance(pool: PgPool, dsn: str) -> AsyncIterator[tuple[PgJobQueue, PgCancelBus]]:
+    listener = PgListener(dsn, ping_s=0.2)
+    await listener.open()
+    try:
+        # poll_s far beyond the test: only a NOTIFY can wake a waiting get in time.
+        yield PgJobQueue(pool, listener, poll_s=3600), PgCancelBus(pool, listener)
+    finally:
+        await listener.close()
+
+
+async def test_two_instances_share_one_queue_each_id_once(database_url: str) -> None:
+    migrate.ensure_migrated(database_url)
+    async with pg_pool(database_url, max_size=4) as pool:
+        async with instance(pool, database_url) as (q1, _), \
+                instance(pool, database_url) as (q2, _):
+            got: dict[str, list[str]] = {"q1": [], "q2": []}
+            ids = [f"run-{i}" for i in range(30)]
+
+            async def consume(name: str, queue: PgJobQueue) -> None:
+                while True:
+                    got[name].append(await queue.get())
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(consume, "q1", q1)
+                    nursery.start_soon(consume, "q2", q2)
+                    for i, run_id in enumerate(ids):  # put on either instance
+                        await (q1 if i % 2 else q2).put(run_id)
+                    while len(got["q1"]) + len(got["q2"]) < len(ids):  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+                    nursery.cancel_scope.cancel()
+            assert sorted(got["q1"] + got["q2"]) == sorted(ids)  # none lost, none twice
+            assert await q1.depth() == 0 and await q2.depth() == 0
+
+
+async def test_a_dropped_listen_connection_resyncs_and_listens_again(database_url: str
+                                                                     ) -> None:
+    async with pg_pool(database_url) as pool, instance(pool, database_url) as (_, bus):
+        resynced = trio.Event()
+        send, recv = trio.open_memory_channel[tuple[str, str]](10)
+        handle = await bus.listen(lambda r, a: send.send_nowait((r, a)), resynced.set)
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()", APP_NAME)
+        assert killed == 1
+        with trio.fail_after(10):
+            await resynced.wait()  # the listener re-reads persisted requests now
+            await bus.publish("after", "rollback")
+            assert await recv.receive() == ("after", "rollback")
+        await bus.stop(handle)
+
+
+@asynccontextmanager
+async def broker_pair(dsn: str) -> AsyncIterator[Pair]:
+    """Two processes' brokers: ``writer`` publishes, ``reader`` (its own pool and LISTEN
+    connection) serves the thread streams."""
+    migrate.ensure_migrated(dsn)
+    async with aio.open_loop():
+        pools = [PgPool(dsn, min_size=1, max_size=2) for _ in range(2)]
+        listeners = [PgListener(dsn) for _ in range(2)]
+        brokers = [PgChannelBroker(p, li) for p, li in zip(pools, listeners, strict=True)]
+        try:
+            for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
+                await pool.open()
+                await listener.open()
+                await broker.open()
+            yield Pair(*brokers)
+        finally:
+            for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
+                await broker.close()
+                await listener.close()
+                await pool.close()
+
+
+async def test_thread_events_contract_across_processes(database_url: str) -> None:
+    """The EventBroker suite's thread-channel test, writer and reader on two instances."""
+    await broker_suite.test_thread_events_reach_every_listener_in_order_until_it_stops(
+        partial(broker_pair, database_url))
+
+
+async def test_large_and_binary_thread_events_arrive_whole_and_in_order(database_url: str
+                                                                        ) -> None:
+    big = b'{"values":"' + b"x" * 20_000 + b'"}'  # past NOTIFY's 8000 bytes: by reference
+    binary = bytes(range(256))  # not UTF-8: base64 on the wire
+    async with broker_pair(database_url) as pair:
+        listener = ThreadListener()
+        handle = await pair.reader.listen_thread("t1", listener.sink)
+        sent = [("state_update", b"1"), ("state_update", big), ("custom", binary),
+                ("state_update", b"4")]
+        for name, payload in sent:
+            await pair.writer.publish_thread("t1", name, payload)
+        assert [await listener.next() for _ in sent] == sent
+        await pair.reader.unlisten_thread("t1", handle)
