@@ -120,8 +120,13 @@ async def _waiting(run_id: str, row: dict[str, Any] | None, headers: dict[str, s
     service = _service()
     keepalive_s = deps().config.http.keepalive_interval_s
 
+    fresh = [row]  # the row read at creation: current for the first call only
+
     async def result() -> bytes:
-        return encode(wait_payload(await service.result(run_id, row)))
+        # long_poll calls again after each keepalive; from then on the service reads the
+        # row itself, or its database check could never run (it comes every poll_s).
+        known, fresh[0] = fresh[0], None
+        return encode(wait_payload(await service.result(run_id, known)))
 
     payload: bytes | None = None
     with trio.move_on_after(keepalive_s):
