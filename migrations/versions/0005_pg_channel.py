@@ -15,6 +15,10 @@ table stays the truth: a lost row is found again by the reaper's stuck-pending r
 ``aegra_thread_events`` (UNLOGGED: live events, worthless after a crash) carries a
 thread-level event too large for a NOTIFY payload (8000 bytes): the notification names
 its row instead; rows older than a minute are pruned by later writes.
+
+``aegra_run_streams`` and ``aegra_run_events`` (UNLOGGED too) are the run streams' replay
+buffers and results, so a stream served by any process follows a run executing on
+another (``adapters/postgres/run_events.py``).
 """
 
 from alembic import op
@@ -36,9 +40,28 @@ CREATE UNLOGGED TABLE IF NOT EXISTS aegra_thread_events (
     created_at timestamptz NOT NULL DEFAULT now(),
     payload text NOT NULL
 );
+CREATE UNLOGGED TABLE IF NOT EXISTS aegra_run_streams (
+    run_id text PRIMARY KEY,
+    last_seq bigint NOT NULL DEFAULT 0,
+    dropped bigint NOT NULL DEFAULT 0,
+    size bigint NOT NULL DEFAULT 0,
+    done boolean NOT NULL DEFAULT false,
+    result bytea,
+    touched_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS aegra_run_streams_touched ON aegra_run_streams (touched_at);
+CREATE UNLOGGED TABLE IF NOT EXISTS aegra_run_events (
+    run_id text NOT NULL,
+    seq bigint NOT NULL,
+    name text NOT NULL,
+    frame bytea NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 """
 
 DOWNGRADE = """
+DROP TABLE IF EXISTS aegra_run_events;
+DROP TABLE IF EXISTS aegra_run_streams;
 DROP TABLE IF EXISTS aegra_thread_events;
 DROP TABLE IF EXISTS aegra_jobs;
 DROP SEQUENCE IF EXISTS aegra_jobs_seq;

@@ -37,7 +37,7 @@ class ServerCfg(_Section, frozen=True):
     port: int = 2026
     graphs_file: str | None = None  # aegra.json; None = auto-detect in the working directory
     # The cross-process channel when Redis is off (issue 11): "memory" for one process,
-    # "postgres" for several on one database (queue, cancels over LISTEN/NOTIFY).
+    # "postgres" for several on one database (queue, cancels, run streams over it).
     # Ignored when redis.enabled. AEGRA_CHANNEL.
     channel: Literal["memory", "postgres"] = "memory"
 

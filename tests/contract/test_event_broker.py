@@ -1,9 +1,11 @@
-"""The EventBroker and Subscription contract, run on the in-memory broker and on Redis.
+"""The EventBroker and Subscription contract, run on the in-memory broker, on Redis and
+on PostgreSQL (the channel without Redis).
 
 On Redis the run is published by one broker and read through another (two clients, two
 pub/sub connections), as when one instance executes a run and another serves its
 stream: what the in-memory broker promises within one process, Redis must keep across
-instances. Run ids are fresh uuids, so a shared Redis server is safe.
+instances. PostgreSQL likewise: two brokers, each its own pool and LISTEN connection.
+Run ids are fresh uuids, so a shared Redis server is safe.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,6 +23,10 @@ import trio.testing
 
 from aegra.adapters import aio
 from aegra.adapters.memory.broker import MemoryBroker
+from aegra.adapters.postgres import migrate
+from aegra.adapters.postgres.broker import PgBroker
+from aegra.adapters.postgres.listen import PgListener
+from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.redis.broker import RedisBroker
 from aegra.domain.replay import DROPPED
 from aegra.domain.runs import sse_frame
@@ -35,9 +42,11 @@ class Pair:
         self.reader = reader
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Any:
     """``open_pair(**broker_kwargs)``: an async context manager yielding a ``Pair``."""
+    if request.param == "postgres":
+        return partial(open_postgres, request.getfixturevalue("database_url"))
     if request.param == "memory":
         @asynccontextmanager
         async def open_memory(**kw: Any) -> AsyncIterator[Pair]:
@@ -65,6 +74,29 @@ def backend(request: pytest.FixtureRequest) -> Any:
                     await broker.close()
                     await aio.call(broker.client.aclose)
     return open_redis
+
+
+@asynccontextmanager
+async def open_postgres(dsn: str, **kw: Any) -> AsyncIterator[Pair]:
+    """Two processes' brokers on one database, each its own pool and LISTEN connection.
+    The safety poll is far beyond the test: only NOTIFY can wake a subscriber in time."""
+    migrate.ensure_migrated(dsn)
+    async with aio.open_loop():
+        pools = [PgPool(dsn, min_size=1, max_size=3) for _ in range(2)]
+        listeners = [PgListener(dsn) for _ in range(2)]
+        brokers = [PgBroker(p, li, retention_s=60, poll_s=3600, **kw)
+                   for p, li in zip(pools, listeners, strict=True)]
+        try:
+            for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
+                await pool.open()
+                await listener.open()
+                await broker.open()
+            yield Pair(*brokers)
+        finally:
+            for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
+                await broker.close()
+                await listener.close()
+                await pool.close()
 
 
 async def _client(url: str) -> aioredis.Redis:

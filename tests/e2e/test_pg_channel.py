@@ -1,7 +1,7 @@
 """Ring 3, several processes on one database WITHOUT Redis (issue 11): two `aegra serve`
 instances with ``AEGRA_CHANNEL=postgres`` share one queue (``aegra_jobs``, NOTIFY
-wakeups), cancel each other's runs and hear each other's thread events over
-LISTEN/NOTIFY.
+wakeups), cancel each other's runs, serve each other's run streams (``aegra_run_events``)
+and hear each other's thread events over LISTEN/NOTIFY.
 
 Each instance runs one job at a time, so a run created on a busy instance can only start
 quickly if the other instance's worker took it from the shared queue; heartbeats are far
@@ -106,6 +106,44 @@ def test_two_processes_share_queue_and_cancels_over_postgres(start_server, datab
     part = asyncio.run(state_update_across())
     assert part.data["thread_id"] == long_tid
     assert isinstance(part.data["state"]["values"]["delay"], int)
+
+    # Run streams are shared (aegra_run_events): a run executing on one process streams
+    # from the other, in order and to its end; a /wait on the busy process gets the
+    # output of a run that only the other one can execute; a stream resumed by id on
+    # the other process continues without duplicates.
+    async def create_long():
+        c = get_client(url=b.url)
+        thread = await c.threads.create()
+        run = await c.runs.create(thread["thread_id"], "steps", input={"delay": 0.3},
+                                  stream_mode=["values"])
+        return thread["thread_id"], run["run_id"]
+
+    tid, rid = asyncio.run(create_long())
+    runner = executor(database_url, rid, [a, b])
+    other = a if runner is b else b
+
+    async def across():
+        streamer, waiter = get_client(url=other.url), get_client(url=runner.url)
+
+        async def follow():
+            return [p async for p in streamer.runs.join_stream(tid, rid)]
+
+        async def wait_elsewhere():  # the runner's one slot is taken: ``other`` runs it
+            thread = await waiter.threads.create()
+            return await waiter.runs.wait(thread["thread_id"], "steps",
+                                          input={"delay": 0.01})
+
+        parts, output = await asyncio.gather(follow(), wait_elsewhere())
+        resumed = [p async for p in streamer.runs.join_stream(
+            tid, rid, last_event_id=parts[2].id)]
+        return parts, output, resumed
+
+    parts, output, resumed = asyncio.run(across())
+    values = [p.data["done"] for p in parts if p.event == "values" and "done" in p.data]
+    assert values == [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    assert output["done"] == [0, 1, 2, 3, 4]
+    assert [p.id for p in resumed] == [p.id for p in parts[3:]]
+    assert resumed and all(p.id for p in resumed)
 
 
 def status(database_url, run_id):

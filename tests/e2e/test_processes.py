@@ -1,4 +1,5 @@
-"""``aegra serve --processes 2``: a parent and two full servers behind one port (Redis).
+"""``aegra serve --processes 2``: a parent and two full servers behind one port (Redis,
+and without it the PostgreSQL channel).
 
 One parent serves the whole multi-process test: readiness over NOTIFY_SOCKET, both
 children answering, a run created through one child streaming to a client of the other
@@ -172,15 +173,36 @@ def _restarted(logs: str, victim: int) -> bool:
     return any(pid in ready for pid in started)
 
 
-def test_processes_without_redis_are_refused(tmp_path):
+def test_processes_without_redis_share_streams_through_postgres(start_server, database_url,
+                                                                tmp_path):
+    """Without Redis the children coordinate over the PostgreSQL channel: a run executing
+    on one child streams, whole and to its end, from the other."""
+    env, log = setup(tmp_path, database_url, "unused", AEGRA_ADMIN_TOKEN=TOKEN)
+    del env["REDIS_BROKER_ENABLED"], env["REDIS_URL"]
+    server = start_server(env, args=["--processes", "2"])
+    children = clients_per_child(server.url, 2, timeout=30)
+    first = next(iter(children.values()))
+    tid, rid = _run(first, 0.05)
+    runner = _executor_pid(database_url, rid)
+    other = next(c for pid, c in children.items() if pid != runner)
+    with other.stream("GET", f"/threads/{tid}/runs/{rid}/stream") as stream:
+        body = "".join(stream.iter_text())
+    values = [json.loads(line[5:]) for line in body.splitlines()
+              if line.startswith("data:") and '"done"' in line]
+    assert [v["done"] for v in values] == [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3],
+                                           [0, 1, 2, 3, 4]], body[-500:]
+    assert collections.Counter(steps_done(log, tid)) == dict.fromkeys(range(5), 1)
+    for client in children.values():
+        client.close()
+
+
+def test_processes_below_one_are_refused(tmp_path):
     (tmp_path / "aegra.json").write_text('{"graphs": {}}')
     env = base_env("postgresql://nobody@127.0.0.1:1/none")
-    for value, needle in (("2", "REDIS_BROKER_ENABLED"), ("0", "--processes")):
-        done = subprocess.run([sys.executable, "-m", "aegra", "serve", "--processes", value],
-                              cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=30)
-        assert done.returncode == 2, done.stderr
-        assert needle in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = subprocess.run([sys.executable, "-m", "aegra", "serve", "--processes", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert "--processes" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_crash_loop_stops_the_parent_with_exit_1(tmp_path):

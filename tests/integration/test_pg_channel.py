@@ -13,11 +13,11 @@ import trio
 
 from aegra.adapters import aio
 from aegra.adapters.postgres import migrate
+from aegra.adapters.postgres.broker import PgBroker
 from aegra.adapters.postgres.cancel import PgCancelBus
 from aegra.adapters.postgres.listen import APP_NAME, PgListener
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.queue import PgJobQueue
-from aegra.adapters.postgres.thread_events import PgChannelBroker
 from tests.contract import test_event_broker as broker_suite
 from tests.contract.support import pg_pool
 from tests.contract.test_event_broker import Pair, ThreadListener
@@ -84,7 +84,7 @@ async def broker_pair(dsn: str) -> AsyncIterator[Pair]:
     async with aio.open_loop():
         pools = [PgPool(dsn, min_size=1, max_size=2) for _ in range(2)]
         listeners = [PgListener(dsn) for _ in range(2)]
-        brokers = [PgChannelBroker(p, li) for p, li in zip(pools, listeners, strict=True)]
+        brokers = [PgBroker(p, li) for p, li in zip(pools, listeners, strict=True)]
         try:
             for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
                 await pool.open()
@@ -117,3 +117,29 @@ async def test_large_and_binary_thread_events_arrive_whole_and_in_order(database
             await pair.writer.publish_thread("t1", name, payload)
         assert [await listener.next() for _ in sent] == sent
         await pair.reader.unlisten_thread("t1", handle)
+
+
+async def test_a_long_run_streams_across_processes_page_by_page_and_expires(
+        database_url: str) -> None:
+    """More events than one read's page reach a reader on another process, each once and
+    in order; a run done longer than the retention is deleted by a later write."""
+    async with broker_pair(database_url) as pair:
+        run_id = broker_suite.rid()
+        names = [f"e{i}" for i in range(600)]
+        got: list[int] = []
+
+        async def follow() -> None:
+            got.extend(s for s, _, _ in await broker_suite.collect(
+                await pair.reader.subscribe(run_id, 0)))
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(follow)
+                await broker_suite.emit(pair.writer, run_id, names)
+                await pair.writer.finish(run_id, broker_suite.DONE, (("end", b"{}"),))
+        assert got == list(range(1, 602))
+        assert await pair.reader.has(run_id) is True
+        pair.writer.retention_s = 0  # what a later write finds now: done too long ago
+        await pair.writer.touch([])
+        assert await pair.reader.has(run_id) is False
+        assert await pair.reader.result(run_id) == (False, None)

@@ -22,13 +22,13 @@ from aegra.adapters.memory.run_store import MemoryRuns
 from aegra.adapters.memory.runs import MemoryRunStore
 from aegra.adapters.memory.threads import MemoryThreads
 from aegra.adapters.memory.webhooks import MemoryWebhookOutbox
+from aegra.adapters.postgres.broker import PgBroker, PgProducer, PgSubscription
 from aegra.adapters.postgres.cancel import PgCancelBus
 from aegra.adapters.postgres.leases import PgLeases
 from aegra.adapters.postgres.listen import PgListener
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.queue import PgJobQueue
 from aegra.adapters.postgres.runs import PgRuns
-from aegra.adapters.postgres.thread_events import PgChannelBroker
 from aegra.adapters.postgres.webhooks import PgWebhookOutbox
 from aegra.adapters.redis.broker import RedisBroker, RedisProducer, RedisSubscription
 from aegra.adapters.redis.cancel import RedisCancelBus
@@ -71,18 +71,20 @@ def _check_queues() -> list[JobQueue]:
 
 
 def _check_brokers() -> list[EventBroker]:
-    return [MemoryBroker(), RedisBroker(_redis()), PgChannelBroker(_pool(), _listener())]
+    return [MemoryBroker(), RedisBroker(_redis()), PgBroker(_pool(), _listener())]
 
 
 def _check_producers() -> list[Producer]:
     memory: Producer = MemoryBroker().producer("r")
     redis: Producer = RedisBroker(_redis()).producer("r")
     return [memory, redis, MemoryProducer(MemoryBroker(), "r"),
-            RedisProducer(RedisBroker(_redis()), "r")]
+            RedisProducer(RedisBroker(_redis()), "r"),
+            PgProducer(PgBroker(_pool(), _listener()), "r")]
 
 
 def _check_subscriptions() -> list[Subscription]:
-    return [MemorySubscription(_Log(), 8), RedisSubscription(RedisBroker(_redis()), "r", 0, 8)]
+    return [MemorySubscription(_Log(), 8), RedisSubscription(RedisBroker(_redis()), "r", 0, 8),
+            PgSubscription(PgBroker(_pool(), _listener()), "r", 0)]
 
 
 def _check_cancel_buses() -> list[CancelBus]:

@@ -30,9 +30,8 @@ def _cfg(**sections: dict[str, object]) -> Config:
     return msgspec.convert(sections, Config)
 
 
-def test_children_coordinate_through_redis_or_the_chosen_channel_else_refused() -> None:
+def test_children_coordinate_through_redis_else_the_postgres_channel() -> None:
     assert coordination_env(_cfg(redis={"enabled": True})) == {}
-    assert coordination_env(_cfg(server={"channel": "postgres"})) == {
-        "AEGRA_CHANNEL": "postgres"}
-    with pytest.raises(ConfigError, match="REDIS_BROKER_ENABLED"):
-        coordination_env(_cfg())
+    for cfg in (_cfg(), _cfg(server={"channel": "postgres"}),
+                _cfg(server={"channel": "memory"})):  # never one queue per child
+        assert coordination_env(cfg) == {"AEGRA_CHANNEL": "postgres"}

@@ -47,17 +47,13 @@ def count(value: str) -> int:
 def coordination_env(cfg: Config) -> dict[str, str]:
     """What the children need to coordinate (one queue, cancels, streams, crons once).
 
-    The one place that decides it: Redis, or the PostgreSQL channel when the operator
-    chose it (``AEGRA_CHANNEL=postgres``: its queue and cancels are shared, its streams
-    not yet, so it is not the default). Otherwise each child would keep its own queue and
-    streams, so the parent refuses. When the PostgreSQL channel covers streams too, make it
-    the default here: ``return {"AEGRA_CHANNEL": "postgres"}`` instead of raising."""
+    The one place that decides it: Redis when it is enabled, else the PostgreSQL channel
+    (``AEGRA_CHANNEL=postgres``: queue, cancels, run streams and thread events all go
+    through the database the children share). The in-memory channel would give each
+    child its own queue and streams, so it is never handed to children."""
     if cfg.redis.enabled:
         return {}
-    if cfg.server.channel == "postgres":
-        return {"AEGRA_CHANNEL": "postgres"}
-    raise ConfigError("--processes above 1 needs Redis: set REDIS_BROKER_ENABLED=true"
-                      " and REDIS_URL (the processes coordinate through it)")
+    return {"AEGRA_CHANNEL": "postgres"}
 
 
 def child_argv(argv: list[str]) -> list[str]:

@@ -122,20 +122,19 @@ class RunRuntime:
                                     spawn=self.background.spawn)
             self.cancel_bus = RedisCancelBus(client, broker.fanout)
         elif cfg.server.channel == "postgres":
-            # Several processes on one database, no Redis (issue 11): the queue and the
-            # cancels and thread events go through PostgreSQL; run streams stay per
-            # process for now (a run's stream is served by the process executing it).
+            # Several processes on one database, no Redis (issue 11): the queue, the
+            # cancels, the run streams and thread events go through PostgreSQL.
+            from aegra.adapters.postgres.broker import PgBroker
             from aegra.adapters.postgres.cancel import PgCancelBus
             from aegra.adapters.postgres.queue import PgJobQueue
-            from aegra.adapters.postgres.thread_events import PgChannelBroker
 
             self.listener = PgListener(pg.dsn)
             self.queue = PgJobQueue(pg, self.listener,
                                     poll_s=cfg.reaper.postgres_poll_interval_s)
             self.cancel_bus = PgCancelBus(pg, self.listener)
-            self.broker = PgChannelBroker(pg, self.listener,
-                                          max_events=cfg.stream.replay_max_events,
-                                          max_bytes=cfg.stream.replay_max_bytes)
+            self.broker = PgBroker(pg, self.listener,
+                                   max_events=cfg.stream.replay_max_events,
+                                   max_bytes=cfg.stream.replay_max_bytes)
         else:
             self.queue = MemoryQueue(spawn=self.background.spawn)
             self.broker = MemoryBroker(max_events=cfg.stream.replay_max_events,

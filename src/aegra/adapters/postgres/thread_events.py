@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from typing import Any
 
 import asyncpg
 
@@ -155,28 +154,3 @@ class PgThreadEvents:
             if not sinks:
                 del self.sinks[thread_id]
 
-
-class PgChannelBroker(MemoryBroker):
-    """Run streams stay in this process (the in-memory broker); thread-level events go
-    to every process on the database through ``PgThreadEvents``."""
-
-    def __init__(self, pg: PgPool, listener: PgListener, **kw: Any) -> None:  # noqa: ANN401  MemoryBroker's
-        super().__init__(**kw)
-        self.threads = PgThreadEvents(pg, listener)
-
-    async def open(self) -> None:
-        await super().open()
-        await self.threads.open()
-
-    async def close(self) -> None:
-        await self.threads.close()
-        await super().close()
-
-    async def publish_thread(self, thread_id: str, name: str, data: bytes) -> None:
-        await self.threads.publish(thread_id, name, data)
-
-    async def listen_thread(self, thread_id: str, sink: ThreadSink) -> ThreadHandle:
-        return await self.threads.listen(thread_id, sink)
-
-    async def unlisten_thread(self, thread_id: str, handle: ThreadHandle) -> None:
-        await self.threads.unlisten(thread_id, handle)
