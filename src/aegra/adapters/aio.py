@@ -8,6 +8,7 @@ coroutine function with ``aio``. Nothing asyncio-shaped is returned to Trio code
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -77,6 +78,18 @@ async def call(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs)
 def trio_as_aio(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Let asyncio code (e.g. a LangGraph node callback) await a Trio function."""
     return trio_asyncio.trio_as_aio(fn)  # type: ignore[no-any-return]
+
+
+async def cancel_task(task: asyncio.Task[Any]) -> None:
+    """Stop a background asyncio task from Trio and wait until it has ended (a reader
+    loop at close: it never raises but by being cancelled)."""
+
+    @aio
+    async def _cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await _cancel()
 
 
 async def call_to_the_end(fn: Callable[[*Ts], Awaitable[T]], *args: *Ts,

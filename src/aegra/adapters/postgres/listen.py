@@ -24,7 +24,7 @@ from functools import partial
 import asyncpg
 
 from aegra import logs
-from aegra.adapters.aio import aio
+from aegra.adapters.aio import aio, cancel_task
 from aegra.adapters.postgres.pool import _UNAVAILABLE
 from aegra.domain.errors import StoreUnavailable
 
@@ -63,15 +63,8 @@ class PgListener:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-
-        @aio
-        async def _close() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await _close()
+        if task is not None:
+            await cancel_task(task)
 
     def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
         for sink in list(self.sinks.get(channel, ())):

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 
 import asyncpg
 
 from aegra import logs
-from aegra.adapters.aio import aio
+from aegra.adapters.aio import aio, cancel_task
 from aegra.adapters.memory.broker import MemoryBroker
 from aegra.adapters.postgres.listen import RESYNC, PgListener
 from aegra.adapters.postgres.pool import PgPool
@@ -83,15 +82,8 @@ class PgThreadEvents:
         if self._listening:
             self._listening = False
             await self.listener.unlisten(CHANNEL, self._notified)
-        if task is None:
-            return
-
-        @aio
-        async def _close() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await _close()
+        if task is not None:
+            await cancel_task(task)
 
     def _notified(self, payload: str) -> None:
         if payload == RESYNC or self._queue is None:
