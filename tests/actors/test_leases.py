@@ -253,3 +253,36 @@ async def test_an_exhausted_run_is_a_recovery_but_not_a_retry(autojump_clock):
     assert store.runs["last-try"].status == "error"
     assert metrics.registry.get_sample_value("aegra_lease_recoveries_total") == 1
     assert metrics.registry.get_sample_value("aegra_run_retries_total") == 0
+
+
+class SlowLeases:
+    """Heartbeats that take ``seconds`` and answer from the store as it is at the end (the
+    statement saw the rows after runs finished meanwhile)."""
+
+    def __init__(self, inner: MemoryRunStore, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    async def extend(self, owner, run_ids, lease_s):
+        await trio.sleep(self.seconds)
+        return await self.inner.extend(owner, run_ids, lease_s)
+
+
+async def test_a_run_that_ends_during_a_heartbeat_has_not_lost_its_lease(autojump_clock,
+                                                                         caplog):
+    # The beat at 10 lists "r"; the run ends at 10.5, during the 1-second statement, so
+    # the answer lacks it. That is the end of a run, not a lost lease: no warning.
+    store, queue, runner = MemoryRunStore(), RecordingQueue(), ScriptedRunner(10.5)
+    registry = RunRegistry()
+    deps, finished = worker_deps(store, queue, runner, registry, "A")
+    store.add("r")
+    await queue.put("r")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_worker, deps, Capacity(1))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(partial(run_heartbeater, SlowLeases(store, 1.0), registry,
+                                   owner="A", lease_s=LEASE, interval_s=BEAT))
+        await trio.sleep(30)
+        nursery.cancel_scope.cancel()
+    assert finished == [("r", "success")]
+    assert [r.getMessage() for r in caplog.records
+            if r.getMessage().startswith("lease.")] == []

@@ -58,12 +58,15 @@ async def run_heartbeater(
                 action = kept[run_id]
                 if action is not None:  # a cancel request that no bus delivered (yet)
                     registry.cancel(run_id, action)
+            # A run missing from the answer may simply have ended while the statement
+            # ran (its finish commits after it leaves the registry): only a run still
+            # executing here has lost its lease.
             elif kept is not None:
-                log.warning("lease.lost", run_id=run_id)
-                registry.cancel(run_id, "lease_lost")
+                if registry.cancel(run_id, "lease_lost"):
+                    log.warning("lease.lost", run_id=run_id)
             elif now >= fence_at[run_id]:
-                log.warning("lease.self_fenced", run_id=run_id)
-                registry.cancel(run_id, "lease_lost")
+                if registry.cancel(run_id, "lease_lost"):
+                    log.warning("lease.self_fenced", run_id=run_id)
         for run_id in [r for r in confirmed if r not in registry]:
             del confirmed[run_id]
         if on_beat is not None and ids:
