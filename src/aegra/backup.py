@@ -9,8 +9,8 @@ magic bytes), streamed both ways so a large database is never held in memory::
     {"@": "end", "counts": {"thread": 3, ...}}                               trailer
 
 No table has a column named ``@``, so control lines and rows never collide. The trailer
-makes a truncated file a refusal instead of a partial restore. SQL lives in
-``aegra.adapters.postgres.backup``; see docs/backup.md.
+makes a truncated file a refusal instead of a partial restore. SQL and connections live
+in ``aegra.adapters.postgres.backup``; see docs/backup.md.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-
-import psycopg
 
 from aegra.adapters.postgres import backup as pg
 
@@ -79,7 +77,7 @@ def export(dsn: str, out: Path, say: Say) -> dict[str, int]:
     partial = out.with_name(out.name + ".partial")
     counts: dict[str, int] = {}
     try:
-        with pg.Snapshot(dsn) as snap, _writer(partial, out.name.endswith(".gz")) as fh:
+        with pg.snapshot(dsn) as snap, _writer(partial, out.name.endswith(".gz")) as fh:
             fh.write(_control(kind=FORMAT, version=VERSION, **snap.header(),
                               exported_at=datetime.now(UTC).isoformat()))
             for table, cols in snap.tables():
@@ -95,7 +93,7 @@ def export(dsn: str, out: Path, say: Say) -> dict[str, int]:
                 say(f"export {table.name}: {n} rows")
             fh.write(_control(kind="end", counts=counts))
         partial.replace(out)
-    except (psycopg.Error, OSError) as exc:
+    except (pg.DatabaseError, OSError) as exc:
         raise BackupError(f"export failed: {_one_line(exc)}") from None
     finally:  # also on Ctrl-C: no stray partial file
         partial.unlink(missing_ok=True)
@@ -122,29 +120,23 @@ def import_(dsn: str, path: Path, on_conflict: OnConflict, say: Say) -> dict[str
     The database is migrated first (ours and LangGraph's tables), as a booting server
     would. Any refusal or failure rolls the whole import back.
     """
-    from alembic.util import CommandError
-
-    from aegra.adapters.langgraph.schema import ensure_langgraph_tables
-    from aegra.adapters.postgres import migrate
-
     if not path.is_file():
         raise BackupError(f"{path}: no such file")
     with _reader(path) as fh:
         read_header(path, fh)
         try:
-            _, head, ran = migrate.ensure_migrated(dsn)
-            ran = ensure_langgraph_tables(dsn) or ran
-            with psycopg.connect(dsn, autocommit=False) as conn:
-                written = _load(pg.Loader(conn, on_conflict), fh, say)
-                conn.commit()
+            head, ran = pg.migrate(dsn)
+            with pg.loading(dsn, on_conflict) as loader:
+                written = _load(loader, fh, say)
             if ran:  # said last: a refusal stays one line
                 say(f"import: migrated the database to {head} first")
-        except CommandError as exc:  # e.g. the database is ahead of this aegra
+        except pg.CannotMigrate as exc:  # e.g. the database is ahead of this aegra
             raise BackupError(f"cannot migrate the database: {_one_line(exc)}") from None
         except pg.Conflict as exc:
             raise BackupError(f"{exc}: nothing imported (use --skip-existing or "
                               "--overwrite)") from None
-        except (psycopg.Error, ValueError, KeyError, TypeError, OSError, EOFError) as exc:
+        except (pg.DatabaseError, ValueError, KeyError, TypeError, OSError,
+                EOFError) as exc:
             raise BackupError(f"import failed, nothing imported: {_one_line(exc)}") from None
     return written
 

@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
-from aegra.adapters.postgres.doctor import libpq_dsn
+from aegra.adapters.postgres.dsn import url_problem
 from aegra.config import Loaded
 
 EMBEDDED_DIR = Path(".aegra") / "pgdata"
@@ -85,22 +81,6 @@ def start_embedded(data: Path, database: str = "aegra") -> tuple[object, str]:
     except Exception as exc:  # noqa: BLE001  pgserver raises bare subprocess errors
         raise Unusable(
             f"embedded PostgreSQL did not start in {_shown(data)}: {exc!r}") from None
-
-
-def url_problem(dsn: str) -> str | None:
-    """Why ``dsn`` cannot address PostgreSQL, else None. Never echoes the URL: it may hold
-    a password, and the drivers' own parse errors quote it whole."""
-    scheme, sep, _ = dsn.partition("://")
-    if sep and not re.fullmatch(r"postgres(ql)?(\+[a-z0-9_]+)?", scheme):
-        return f"the database URL has scheme {scheme!r}; expected postgresql://"
-    try:
-        params = conninfo_to_dict(libpq_dsn(dsn))
-    except psycopg.Error:
-        return "the database URL cannot be parsed; expected postgresql://user:password@host:port/db"
-    port = str(params.get("port") or "")
-    if port and not all(p.isdigit() for p in port.split(",")):
-        return f"the database URL's port {port!r} is not a number"
-    return None
 
 
 def _shown(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""SQL of the logical backup (``aegra export`` / ``aegra import``), synchronous psycopg.
+"""SQL and connections of the logical backup (``aegra export`` / ``aegra import``),
+synchronous psycopg.
 
 Rows travel as PostgreSQL's own ``to_jsonb(row)`` text and come back through
 ``jsonb_populate_record``, so every column type round-trips through its own text form
@@ -10,11 +11,15 @@ text it reads, import sends a batch of lines as one jsonb array.
 Export reads in one REPEATABLE READ READ ONLY transaction (one snapshot, safe next to
 a running deployment) through server-side cursors, so memory stays flat.
 Import runs in one transaction: a failure leaves the target as it was.
+
+Driver errors leave this module as ``DatabaseError`` (same message) and alembic's
+refusals as ``CannotMigrate``, so ``aegra.backup`` never imports a driver.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,6 +71,54 @@ _ROW_FIXUP = {"thread": "|| jsonb_build_object('status', CASE WHEN t.status = 'b
 
 class Conflict(Exception):
     """A row of the file already exists in the target (on_conflict="error")."""
+
+
+class DatabaseError(Exception):
+    """The database refused or failed; ``str()`` is psycopg's message."""
+
+
+class CannotMigrate(Exception):
+    """alembic refused to migrate the target (e.g. it is ahead of this aegra)."""
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DatabaseError(str(exc)) from exc
+
+
+@contextmanager
+def snapshot(dsn: str) -> Iterator[Snapshot]:
+    """A ``Snapshot`` of the database at ``dsn``, closed on exit."""
+    with _mapped(), Snapshot(dsn) as snap:
+        yield snap
+
+
+def migrate(dsn: str) -> tuple[str, bool]:
+    """Migrate ours and LangGraph's tables as a booting server would: (our head revision,
+    whether anything ran)."""
+    from alembic.util import CommandError
+
+    from aegra.adapters.langgraph.schema import ensure_langgraph_tables
+    from aegra.adapters.postgres import migrate as ours
+
+    try:
+        with _mapped():
+            _, head, ran = ours.ensure_migrated(dsn)
+            return head, ensure_langgraph_tables(dsn) or ran
+    except CommandError as exc:
+        raise CannotMigrate(str(exc)) from exc
+
+
+@contextmanager
+def loading(dsn: str, on_conflict: OnConflict) -> Iterator[Loader]:
+    """A ``Loader`` in one transaction: committed when the block ends, rolled back when it
+    raises."""
+    with _mapped(), psycopg.connect(dsn, autocommit=False) as conn:
+        yield Loader(conn, on_conflict)
+        conn.commit()
 
 
 def columns(conn: psycopg.Connection[Any], table: str) -> dict[str, str] | None:

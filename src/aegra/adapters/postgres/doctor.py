@@ -8,12 +8,11 @@ figures are then None, and only the migration check has something to say.
 
 from __future__ import annotations
 
-import re
-
 import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
+from aegra.adapters.postgres.dsn import libpq_dsn
 from aegra.domain.errors import StoreUnavailable
 
 STATEMENT_TIMEOUT_MS = 5000
@@ -67,11 +66,6 @@ class PgFacts(msgspec.Struct, frozen=True, kw_only=True):
     oldest_pending_s: float | None = None
     expired: list[ExpiredLease] | None = None  # oldest first, at most SAMPLE
     expired_count: int | None = None  # all of them
-
-
-def libpq_dsn(dsn: str) -> str:
-    """``postgresql+driver://`` (SQLAlchemy style) -> ``postgresql://`` for libpq."""
-    return re.sub(r"^postgres(ql)?\+[a-z0-9_]+://", "postgresql://", dsn)
 
 
 def inspect(dsn: str, connect_timeout_s: float) -> PgFacts:

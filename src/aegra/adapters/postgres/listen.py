@@ -26,6 +26,7 @@ import asyncpg
 from aegra import logs
 from aegra.adapters.aio import aio, cancel_task
 from aegra.adapters.postgres.pool import _UNAVAILABLE
+from aegra.adapters.sinks import SinkRegistry
 from aegra.domain.errors import StoreUnavailable
 
 log = logs.get_logger("aegra.postgres.listen")
@@ -42,7 +43,7 @@ class PgListener:
     def __init__(self, dsn: str, *, ping_s: float = 2.0) -> None:
         self.dsn = dsn
         self.ping_s = ping_s
-        self.sinks: dict[str, set[Sink]] = {}
+        self.sinks: SinkRegistry[str, str] = SinkRegistry()
         self.healthy = False
         self._conn: asyncpg.Connection | None = None
         self._lock: asyncio.Lock | None = None  # one operation at a time on the connection
@@ -67,13 +68,12 @@ class PgListener:
             await cancel_task(task)
 
     def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
-        for sink in list(self.sinks.get(channel, ())):
-            sink(payload)
+        self.sinks.deliver(channel, payload)
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self.dsn, timeout=10,
                                      server_settings={"application_name": APP_NAME})
-        for channel in list(self.sinks):
+        for channel in self.sinks.channels():
             await conn.add_listener(channel, self._deliver)
         return conn
 
@@ -91,7 +91,7 @@ class PgListener:
                 self._up.set()
                 backoff = 0.1
                 if resync:
-                    self._broadcast(RESYNC)
+                    self.sinks.broadcast(RESYNC)
                 while True:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), self.ping_s)
@@ -113,21 +113,12 @@ class PgListener:
         if conn is not None and not conn.is_closed():
             conn.terminate()
 
-    def _broadcast(self, payload: str) -> None:
-        for sinks in list(self.sinks.values()):
-            for sink in list(sinks):
-                sink(payload)
-
     async def listen(self, channel: str, sink: Sink) -> None:
         """Register ``sink``; returns once the channel is listened on. ``StoreUnavailable``
         (and ``sink`` not registered) when the connection is down."""
-        sinks = self.sinks.setdefault(channel, set())
-        first = not sinks
-        sinks.add(sink)
-        if not first:
-            return
-        ok = False
-        try:
+        with self.sinks.registering(channel, sink) as first:
+            if not first:
+                return
             conn, lock = self._conn, self._lock
             if conn is None or lock is None or not self.healthy:
                 raise StoreUnavailable("database unavailable (listen): not connected")
@@ -140,23 +131,9 @@ class PgListener:
                 await _listen()
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"database unavailable (listen): {exc}") from exc
-            ok = True
-        finally:
-            if not ok:
-                self._forget(channel, sink)
-
-    def _forget(self, channel: str, sink: Sink) -> bool:
-        sinks = self.sinks.get(channel)
-        if sinks is None:
-            return False
-        sinks.discard(sink)
-        if sinks:
-            return False
-        del self.sinks[channel]
-        return True
 
     async def unlisten(self, channel: str, sink: Sink) -> None:
-        if not self._forget(channel, sink):
+        if not self.sinks.forget(channel, sink):
             return
         conn, lock = self._conn, self._lock
         if conn is None or lock is None or not self.healthy:

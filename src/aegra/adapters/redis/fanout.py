@@ -25,6 +25,7 @@ import trio
 from aegra import logs
 from aegra.adapters.aio import aio
 from aegra.adapters.redis.client import best_effort, fell_back, mapped, unavailable
+from aegra.adapters.sinks import SinkRegistry
 from aegra.domain.errors import StoreUnavailable
 
 log = logs.get_logger("aegra.redis.fanout")
@@ -35,8 +36,10 @@ Sink = Callable[[bytes], None]
 class Fanout:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self.sinks: dict[bytes, set[Sink]] = {}
         self.confirmed: dict[bytes, trio.Event] = {}
+        # A channel's confirmation goes with its last sink: a later subscribe waits anew.
+        self.sinks: SinkRegistry[bytes, bytes] = SinkRegistry(
+            on_drop=lambda channel: self.confirmed.pop(channel, None))
         self.pubsub: Any = None
         self.healthy = False
         self._task: asyncio.Task[None] | None = None
@@ -70,7 +73,7 @@ class Fanout:
                 await old.aclose()
         self.pubsub = self.client.pubsub()
         # Always hold one subscription so the connection and its reader stay up.
-        await self.pubsub.subscribe(b"aegra:fanout", *self.sinks.keys())
+        await self.pubsub.subscribe(b"aegra:fanout", *self.sinks.channels())
 
     async def _read_forever(self) -> None:
         backoff = 0.1
@@ -87,13 +90,12 @@ class Fanout:
                             backoff = 0.1
                             if resync:
                                 resync = False
-                                self._broadcast(RESYNC)
+                                self.sinks.broadcast(RESYNC)
                         event = self.confirmed.get(channel)
                         if event is not None:
                             event.set()
                     elif kind == "message":
-                        for sink in list(self.sinks.get(channel, ())):
-                            sink(message["data"])
+                        self.sinks.deliver(channel, message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  this loop is the reader's restart policy
@@ -112,21 +114,15 @@ class Fanout:
             fell_back("fanout.read", error, event="redis.pubsub_lost")
         self.healthy = False
 
-    def _broadcast(self, data: bytes) -> None:
-        for sinks in list(self.sinks.values()):
-            for sink in list(sinks):
-                sink(data)
-
     async def subscribe(self, channel: bytes, sink: Sink, timeout_s: float = 5.0) -> None:
         """Register ``sink`` and return once Redis confirmed the channel subscription;
         ``StoreUnavailable`` (and ``sink`` not registered) when it did not."""
-        sinks = self.sinks.setdefault(channel, set())
-        sinks.add(sink)
-        if len(sinks) > 1 and self.confirmed.get(channel, trio.Event()).is_set():
-            return
-        event = self.confirmed.setdefault(channel, trio.Event())
-        subscribed = False
-        try:
+        # Forgotten when this fails (the caller falls back) or is cancelled: a sink left
+        # here would outlive it, and every retry of the cancel listener would add one.
+        with self.sinks.registering(channel, sink) as first:
+            event = self.confirmed.setdefault(channel, trio.Event())
+            if not first and event.is_set():
+                return
             pubsub = self.pubsub
             if pubsub is None or not self.healthy:
                 raise StoreUnavailable("Redis unavailable (fanout.subscribe): "
@@ -138,27 +134,9 @@ class Fanout:
             if not event.is_set():
                 raise StoreUnavailable(f"Redis unavailable (fanout.subscribe): not "
                                        f"confirmed within {timeout_s:g}s")
-            subscribed = True
-        finally:
-            if not subscribed:
-                # The caller falls back (or was cancelled): a sink left here would outlive
-                # it, and every retry of the cancel listener would add one.
-                self._forget(channel, sink)
-
-    def _forget(self, channel: bytes, sink: Sink) -> bool:
-        """Drop ``sink``; True when it was the channel's last one."""
-        sinks = self.sinks.get(channel)
-        if sinks is None:
-            return False
-        sinks.discard(sink)
-        if sinks:
-            return False
-        del self.sinks[channel]
-        self.confirmed.pop(channel, None)
-        return True
 
     async def unsubscribe(self, channel: bytes, sink: Sink) -> None:
-        if not self._forget(channel, sink):
+        if not self.sinks.forget(channel, sink):
             return
         pubsub = self.pubsub
         if pubsub is not None and self.healthy:
