@@ -20,7 +20,14 @@ Phases (``--phases``, default all):
               5-step graph on distinct threads, submitted partly in two bursts (a backlog
               is queued) and partly spread out, while a chaos loop SIGKILLs / SIGTERMs one
               or both instances at random and always restarts them. Then a bounded settle
-              period and the verdicts.
+              period and the verdicts. ``--processes N``: each instance is ``aegra serve
+              --processes N``; a SIGKILL of an instance kills its parent and every child,
+              a SIGTERM goes to the parent (forwarded, the children drain), and two more
+              strikes: SIGKILL of one child (its parent restarts it) and of the parent
+              alone (its children must drain and exit, not serve on as orphans); every
+              child must be gone before its instance restarts. ``--channel postgres``: no
+              Redis, the instances coordinate over the PostgreSQL channel
+              (``AEGRA_CHANNEL=postgres``).
 
 How the chaos phase knows what happened:
 
@@ -89,6 +96,31 @@ def cpu_s(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def children_of(parents: set[int]) -> dict[int, list[int]]:
+    """Live (not zombie) children of each of ``parents``, by one scan of /proc."""
+    out: dict[int, list[int]] = {p: [] for p in parents}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[1]) in out:
+            out[int(fields[1])].append(int(entry))
+    return out
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie counts: whoever adopted it has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
 
 
 def pct(values: list[float], q: float) -> float:
@@ -280,12 +312,20 @@ def write_project(workdir: Path) -> None:
 
 
 class Instance:
-    """One ``aegra serve`` process (restartable; same port when possible)."""
+    """One ``aegra serve`` process (restartable; same port when possible); with
+    ``processes`` > 1 an ``aegra serve --processes N`` parent and its N children."""
 
-    def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, workdir: Path, env: dict[str, str], processes: int = 1
+                 ) -> None:
         self.name = name
         self.workdir = workdir
         self.env = env
+        self.processes = processes
+        self.child_pids: dict[int, int] = {}  # child pid -> generation of its parent
+        self.children_ready: set[int] = set()  # children that logged processes.child_ready
+        self.parent_ready = False  # this generation's parent logged processes.ready
+        self._log_pos = 0
+        self._log_rest = b""
         self.port = free_port()
         self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -314,9 +354,12 @@ class Instance:
             with open(self.log_path, "ab") as log:
                 log.write(f"\n### {self.name} generation {self.generation} port {self.port} "
                           f"at {time.time():.3f}\n".encode())
+                self._log_pos, self._log_rest = log.tell(), b""
+                self.parent_ready = False
+                multi = ["--processes", str(self.processes)] if self.processes > 1 else []
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "aegra", "serve", "--host", "127.0.0.1",
-                     "--port", str(self.port)],
+                     "--port", str(self.port), *multi],
                     cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
             self.pids[self.proc.pid] = self.generation
             self.expect_exit = False
@@ -341,11 +384,54 @@ class Instance:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
                                    f"{self.tail()}")
+            # With children: /ready answers as soon as one is ready; the parent logs
+            # processes.ready once all of them are.
+            if self.processes > 1 and not self.scan_log():
+                time.sleep(0.05)
+                continue
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
                     return time.time()
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+
+    def scan_log(self) -> bool:
+        """Read the log's new lines for the parent's processes.ready / child_ready."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_pos)
+                data = self._log_rest + f.read()
+                self._log_pos = f.tell()
+        except FileNotFoundError:
+            return False
+        *lines, self._log_rest = data.split(b"\n")
+        for line in lines:
+            if b'"processes.' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if rec.get("event") == "processes.ready":
+                    self.parent_ready = True
+                elif rec.get("event") == "processes.child_ready":
+                    self.children_ready.add(int(rec["pid"]))
+        return self.parent_ready
+
+    def children(self) -> list[int]:
+        """The parent's live children now (none for a single process or a dead parent)."""
+        if self.processes == 1 or not self.alive() or self.pid is None:
+            return []
+        kids = children_of({self.pid})[self.pid]
+        for k in kids:
+            self.child_pids.setdefault(k, self.generation)
+        return kids
+
+    def whole(self) -> bool:
+        """All N children up and ready (a restarted child included)."""
+        if self.processes == 1:
+            return self.alive()
+        self.scan_log()
+        kids = self.children()
+        return len(kids) == self.processes and set(kids) <= self.children_ready
 
     def tail(self, n: int = 4000) -> str:
         try:
@@ -353,11 +439,17 @@ class Instance:
         except FileNotFoundError:
             return ""
 
-    def signal(self, sig: int) -> float:
+    def signal(self, sig: int, whole: bool = False) -> float:
+        """Signal the process (the parent); ``whole``: also every child (parent first, so
+        that it restarts none of them)."""
         assert self.proc is not None
+        kids = self.children() if whole else []
         self.expect_exit = True
         t = time.time()
         self.proc.send_signal(sig)
+        for k in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(k, sig)
         if self.up and self.up[-1][1] == float("inf"):
             self.up[-1][1] = t
         return t
@@ -373,6 +465,7 @@ class Instance:
         if not self.alive():
             return
         assert self.proc is not None
+        kids = self.children()
         self.expect_exit = True
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -380,12 +473,18 @@ class Instance:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+        for k in kids:  # never leave one behind
+            if not gone(k):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(k, signal.SIGKILL)
 
 
 class Fleet:
-    def __init__(self, workdir: Path, env: dict[str, str], n: int) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], n: int, processes: int = 1
+                 ) -> None:
         write_project(workdir)
-        self.instances = [Instance(chr(ord("A") + i), workdir, env) for i in range(n)]
+        self.instances = [Instance(chr(ord("A") + i), workdir, env, processes)
+                          for i in range(n)]
 
     def __enter__(self) -> Fleet:
         # One at a time: the first applies the migrations.
@@ -398,7 +497,9 @@ class Fleet:
             inst.stop()
 
     def pids(self) -> list[int]:
-        return [i.pid for i in self.instances if i.alive() and i.pid is not None]
+        """Every live server process: instances and their children."""
+        return [p for i in self.instances if i.alive() and i.pid is not None
+                for p in (i.pid, *i.children())]
 
     def cpu(self) -> float:
         return sum(cpu_s(p) for p in self.pids())
@@ -410,6 +511,8 @@ class Fleet:
         for inst in self.instances:
             if pid in inst.pids:
                 return f"{inst.name}{inst.pids[pid]}"
+            if pid in inst.child_pids:
+                return f"{inst.name}{inst.child_pids[pid]}/{pid}"
         return f"pid{pid}"
 
 
@@ -692,11 +795,22 @@ class Chaos(threading.Thread):
     Waits until the whole fleet is up and ready, then a random ``gap``, then strikes: one
     instance (SIGKILL or SIGTERM) or both at once (SIGKILL+SIGKILL, SIGTERM+SIGKILL,
     SIGTERM+SIGTERM). Victims are restarted by their own threads after a random downtime.
-    An event records whether another instance was up and ready at the kill."""
+    An event records whether another instance was up and ready at the kill.
+
+    With ``--processes N`` a SIGKILL of an instance kills the parent and every child; a
+    SIGTERM goes to the parent (which forwards it, the children drain); and two more
+    kinds: ``sigkill-child`` (one child: its parent restarts it, the instance is not
+    restarted by us) and ``sigkill-parent`` (the parent alone: its children must notice,
+    drain and exit, not serve on as orphans). Every child of a killed or stopped instance
+    must be gone before it is restarted (else a chaos error)."""
 
     KINDS = (("sigkill-one", 0.45), ("sigterm-one", 0.2), ("sigkill-both", 0.15),
              ("sigterm+sigkill", 0.1), ("sigterm-both", 0.1))
+    KINDS_MULTI = (("sigkill-child", 0.3), ("sigkill-one", 0.25), ("sigterm-one", 0.12),
+                   ("sigkill-parent", 0.1), ("sigkill-both", 0.1),
+                   ("sigterm+sigkill", 0.08), ("sigterm-both", 0.05))
     SIGS = {"sigkill-one": [signal.SIGKILL], "sigterm-one": [signal.SIGTERM],
+            "sigkill-child": [signal.SIGKILL], "sigkill-parent": [signal.SIGKILL],
             "sigkill-both": [signal.SIGKILL, signal.SIGKILL],
             "sigterm+sigkill": [signal.SIGTERM, signal.SIGKILL],
             "sigterm-both": [signal.SIGTERM, signal.SIGTERM]}
@@ -717,14 +831,17 @@ class Chaos(threading.Thread):
         self.events: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.restarters: list[threading.Thread] = []
+        self.multi = fleet.instances[0].processes > 1
+        self.killed: set[int] = set()  # every pid we signalled (child crashes we caused)
 
     def _pick(self) -> str:
+        kinds = self.KINDS_MULTI if self.multi else self.KINDS
         x = self.rng.random()
-        for kind, w in self.KINDS:
+        for kind, w in kinds:
             if x < w:
                 return kind
             x -= w
-        return self.KINDS[0][0]
+        return kinds[0][0]
 
     def run(self) -> None:
         try:
@@ -751,6 +868,9 @@ class Chaos(threading.Thread):
                 continue
             if len(self.SIGS[kind]) > len(ready):
                 kind = self.ONE[kind]
+            if kind in ("sigkill-child", "sigkill-parent") and not all(
+                    i.children() for i in ready):
+                kind = "sigkill-one"
             self.rng.shuffle(ready)
             victims = ready[:len(self.SIGS[kind])]
             others = [i for i in self.fleet.instances if i not in victims]
@@ -758,12 +878,27 @@ class Chaos(threading.Thread):
                                      "survivor_ready": any(i.ready for i in others),
                                      "down_at_kill": [i.name for i in others if not i.ready]}
             for inst, sig in zip(victims, self.SIGS[kind], strict=True):
-                pid = inst.pid
+                pid = inst.pid or -1
+                kids = inst.children()
                 inst.ready = False
-                t = inst.signal(sig)
-                event["victims"].append({"instance": inst.name, "pid": pid,
-                                         "generation": inst.generation,
-                                         "signal": signal.Signals(sig).name, "at": t})
+                label = signal.Signals(sig).name
+                if kind == "sigkill-child":
+                    pid = self.rng.choice(kids)
+                    t = time.time()
+                    os.kill(pid, signal.SIGKILL)
+                    owners = [pid]
+                    label = "SIGKILL(child)"
+                elif kind == "sigkill-parent":
+                    t = inst.signal(sig)
+                    owners = kids  # they hold the runs; they drain
+                    label = "SIGKILL(parent)"
+                else:
+                    t = inst.signal(sig, whole=sig == signal.SIGKILL)
+                    owners = kids or [pid]
+                self.killed.update([pid, *owners])
+                event["victims"].append({"instance": inst.name, "pid": pid, "owners": owners,
+                                         "children": kids, "generation": inst.generation,
+                                         "signal": label, "at": t})
             event["at"] = min(v["at"] for v in event["victims"])
             self.events.append(event)
             say(f"   chaos t={event['at'] - self.start_at:6.1f}s {kind:16s} "
@@ -772,9 +907,31 @@ class Chaos(threading.Thread):
                 + ("; another instance is up" if event["survivor_ready"] else
                    "; no other instance up"))
             for inst, v in zip(victims, event["victims"], strict=True):
-                t = threading.Thread(target=self._restart, args=(inst, v), daemon=True)
-                t.start()
-                self.restarters.append(t)
+                target = self._child_back if kind == "sigkill-child" else self._restart
+                th = threading.Thread(target=target, args=(inst, v), daemon=True)
+                th.start()
+                self.restarters.append(th)
+
+    def _child_back(self, inst: Instance, v: dict[str, Any]) -> None:
+        """A killed child: its parent restarts it; the instance is whole again when it
+        has N children, all ready."""
+        deadline = time.time() + 60
+        while time.time() < deadline and inst.alive():
+            if not gone(v["pid"]):
+                time.sleep(0.05)
+                continue
+            if inst.whole():
+                v["ready_at"] = time.time()
+                v["restart_s"] = round(v["ready_at"] - v["at"], 2)
+                inst.ready = True
+                say(f"   chaos t={time.time() - self.start_at:6.1f}s {inst.name} whole again "
+                    f"(child {v['pid']} restarted by its parent in {v['restart_s']:.1f} s)")
+                return
+            time.sleep(0.1)
+        self.errors.append(f"{inst.name}: child {v['pid']} not replaced within 60 s "
+                           f"(parent alive: {inst.alive()})")
+        if not inst.alive():
+            self._restart(inst, v)
 
     def _restart(self, inst: Instance, v: dict[str, Any]) -> None:
         try:
@@ -784,6 +941,19 @@ class Chaos(threading.Thread):
                                    f"of {v['signal']}")
                 inst.proc.kill()  # type: ignore[union-attr]
                 rc = inst.wait_exit(10.0)
+            # No child may outlive its parent (SIGKILLed or not): bounded by the drain.
+            deadline = time.time() + 20
+            while time.time() < deadline and not all(gone(k) for k in v["children"]):
+                time.sleep(0.05)
+            orphans = [k for k in v["children"] if not gone(k)]
+            if orphans:
+                self.errors.append(f"{inst.name}: children {orphans} still running 20 s "
+                                   f"after {v['signal']} of pid {v['pid']}")
+                for k in orphans:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(k, signal.SIGKILL)
+            if v["children"]:
+                v["children_gone_s"] = round(time.time() - v["at"], 2)
             v["exit_code"] = rc
             v["exited_at"] = time.time()
             time.sleep(self.rng.uniform(*self.down))
@@ -802,24 +972,28 @@ class CpuMeter:
     """CPU seconds used per part of the system since the start (instances per name, summed
     over their successive processes; PostgreSQL; redis-server; this script)."""
 
-    def __init__(self, fleet: Fleet, pg: Postgres, redis: Redis) -> None:
+    def __init__(self, fleet: Fleet, pg: Postgres, redis: Redis | None) -> None:
         self.fleet, self.pg, self.redis = fleet, pg, redis
         self.seen: dict[int, float] = {}
         self.used: dict[str, float] = collections.defaultdict(float)
         self.base = {"pg": pg.cpu(), "redis": self._redis(), "bench": time.process_time()}
 
     def _redis(self) -> float:
-        return cpu_s(self.redis.proc.pid) if self.redis.proc is not None else 0.0
+        if self.redis is None or self.redis.proc is None:
+            return 0.0
+        return cpu_s(self.redis.proc.pid)
 
     def sample(self) -> dict[str, float]:
-        for inst in self.fleet.instances:
-            pid = inst.pid
-            if pid is None or not inst.alive():
-                continue
-            now = cpu_s(pid)
-            if now:
-                self.used[inst.name] += max(0.0, now - self.seen.get(pid, 0.0))
-                self.seen[pid] = now
+        """Summed over an instance's parent and children (a child's CPU since the last
+        sample is lost when it dies in between: samples are 0.5 s apart)."""
+        live = {i.pid: i for i in self.fleet.instances if i.pid is not None and i.alive()}
+        kids = children_of(set(live)) if any(i.processes > 1 for i in live.values()) else {}
+        for pid, inst in live.items():
+            for p in (pid, *kids.get(pid, [])):
+                now = cpu_s(p)
+                if now:
+                    self.used[inst.name] += max(0.0, now - self.seen.get(p, 0.0))
+                    self.seen[p] = now
         out = dict(self.used)
         out["pg"] = self.pg.cpu() - self.base["pg"]
         out["redis"] = self._redis() - self.base["redis"]
@@ -831,7 +1005,7 @@ class Monitor(threading.Thread):
     """Samples queue depth, status counts and CPU; notices instances that die on their
     own."""
 
-    def __init__(self, fleet: Fleet, redis: Redis, dsn: str, t0: float, cpu: CpuMeter
+    def __init__(self, fleet: Fleet, redis: Redis | None, dsn: str, t0: float, cpu: CpuMeter
                  ) -> None:
         super().__init__(daemon=True)
         self.fleet, self.redis, self.dsn, self.t0, self.cpu = fleet, redis, dsn, t0, cpu
@@ -844,13 +1018,14 @@ class Monitor(threading.Thread):
         self.submitted = 0
 
     def run(self) -> None:
-        r = self.redis.client()
+        r = self.redis.client() if self.redis is not None else None
         while not self.stop.wait(0.5):
             now = time.time()
             self.cpu_samples.append((now, self.cpu.sample()))
             try:
-                depth = int(r.llen("aegra:jobs"))
                 counts = dict(sql(self.dsn, "SELECT status, count(*) FROM runs GROUP BY 1"))
+                # The PostgreSQL channel's queue is the pending rows themselves.
+                depth = int(r.llen("aegra:jobs")) if r is not None else counts.get("pending", 0)
             except Exception:  # noqa: BLE001
                 continue
             self.samples.append((now, depth, counts))
@@ -1045,8 +1220,9 @@ def analyse(dsn: str, submissions: list[dict[str, Any]], chaos: Chaos, steps_pat
     signal_of: dict[int, str] = {}
     for ev in chaos.events:
         for v in ev["victims"]:
-            death[v["pid"]] = v["at"]
-            signal_of[v["pid"]] = v["signal"]
+            for p in {v["pid"], *v.get("owners", [])}:
+                death[p] = v["at"]
+                signal_of[p] = v["signal"]
     completed_again: dict[str, list[dict[str, Any]]] = {}
     inflight_again: dict[str, int] = {}
     overlaps: list[str] = []
@@ -1123,10 +1299,11 @@ def analyse(dsn: str, submissions: list[dict[str, Any]], chaos: Chaos, steps_pat
     recoveries: list[dict[str, Any]] = []
     for ev in chaos.events:
         for v in ev["victims"]:
-            tk, pid = v["at"], v["pid"]
+            tk = v["at"]
+            owners = set(v.get("owners") or [v["pid"]])  # with --processes: the children
             for rid, rows in timeline.items():
                 st, last = status_at(rid, tk)
-                if st != "running" or last is None or owner_pid(last[8]) != pid:
+                if st != "running" or last is None or owner_pid(last[8]) not in owners:
                     continue
                 attempt = last[6]
                 after = [r for r in rows if r[0] > tk]
@@ -1140,16 +1317,18 @@ def analyse(dsn: str, submissions: list[dict[str, Any]], chaos: Chaos, steps_pat
                                        "run_id": rid, "victim": f"{v['instance']}"
                                        f"{v['generation']}", "kill_at": tk}
                 if ended is not None and (nxt is None or ended[0] < nxt[0]):
-                    rec["outcome"] = ("finished_in_drain" if owner_pid(ended[7]) == pid
+                    rec["outcome"] = ("finished_in_drain" if owner_pid(ended[7]) in owners
                                       else "settled_by_reaper")
                     rec["recovery_s"] = ended[0] - tk
                 elif nxt is not None:
                     rec["outcome"] = "resumed"
                     rec["recovery_s"] = nxt[0] - tk
                     # Was another instance up and ready from the kill to the resumption?
+                    # (A killed child's own instance stays up: its sibling serves.)
                     rec["survivor_ready"] = any(
                         a <= tk and b >= nxt[0] for inst in fleet.instances
-                        if inst.name != v["instance"] for a, b in inst.up)
+                        if inst.name != v["instance"] or ev["kind"] == "sigkill-child"
+                        for a, b in inst.up)
                     rec["resumed_on"] = fleet.owner_of(owner_pid(nxt[8]) or -1)
                     if requeue is not None and requeue[0] <= nxt[0]:
                         rec["requeued_s"] = requeue[0] - tk
@@ -1181,8 +1360,11 @@ def analyse(dsn: str, submissions: list[dict[str, Any]], chaos: Chaos, steps_pat
                 "claim_wait_p99_s": round(pct(wait, 99), 2),
                 "within_bound": sum(1 for v in vals if v <= bound)}
 
-    kill_one = [r for r in recoveries if r["signal"] == "SIGKILL" and r["survivor_ready"]]
-    alone = [r for r in recoveries if r["signal"] == "SIGKILL" and not r["survivor_ready"]]
+    # SIGKILL of an instance (with --processes: parent and children) or of one child: the
+    # runs wait for their lease to expire. SIGKILL of the parent alone: its children drain.
+    killed = ("SIGKILL", "SIGKILL(child)")
+    kill_one = [r for r in recoveries if r["signal"] in killed and r["survivor_ready"]]
+    alone = [r for r in recoveries if r["signal"] in killed and not r["survivor_ready"]]
     after_ready = [r["after_first_ready_s"] for r in alone if "after_first_ready_s" in r]
     res["recovery"] = {
         "bound_s": bound,
@@ -1195,7 +1377,12 @@ def analyse(dsn: str, submissions: list[dict[str, Any]], chaos: Chaos, steps_pat
         "sigkill_no_survivor_after_first_ready": {
             "p50_s": round(pct(after_ready, 50), 2), "p99_s": round(pct(after_ready, 99), 2)},
         "sigterm_handed_back": summary([r for r in recoveries if r["signal"] == "SIGTERM"]),
-        "all_sigkill": summary([r for r in recoveries if r["signal"] == "SIGKILL"]),
+        "all_sigkill": summary([r for r in recoveries if r["signal"] in killed]),
+        "sigkill_instance_with_survivor": summary(
+            [r for r in kill_one if r["signal"] == "SIGKILL"]),
+        "sigkill_child": summary([r for r in kill_one if r["signal"] == "SIGKILL(child)"]),
+        "sigkill_parent_children_drained": summary(
+            [r for r in recoveries if r["signal"] == "SIGKILL(parent)"]),
         "outcomes": dict(collections.Counter(r["outcome"] for r in recoveries)),
         "sigterm_retry_spent": sum(1 for r in recoveries if r["signal"] == "SIGTERM"
                                    and r.get("retry_spent")),
@@ -1205,9 +1392,29 @@ def analyse(dsn: str, submissions: list[dict[str, Any]], chaos: Chaos, steps_pat
                                       default=0),
     }
     # Attempts per run.
+    gone_s = [v["children_gone_s"] for ev in chaos.events for v in ev["victims"]
+              if "children_gone_s" in v]
+    res["children_gone_after_strike_max_s"] = max(gone_s) if gone_s else None
+    res["child_restart_s"] = [v["restart_s"] for ev in chaos.events for v in ev["victims"]
+                              if "restart_s" in v]
     res["attempts"] = dict(collections.Counter(r[2] for r in final.values()))
     res["retries"] = dict(collections.Counter(r[3] for r in final.values()))
     return res
+
+
+def child_crashes(fleet: Fleet, killed: set[int]) -> list[str]:
+    """Children whose parent saw them exit unasked although we did not kill them."""
+    out = []
+    for inst in fleet.instances:
+        for line in inst.tail(10**9).splitlines():
+            if '"processes.child_crashed"' not in line and '"processes.crash_loop"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if rec.get("event") == "processes.crash_loop" or rec.get("pid") not in killed:
+                    out.append(f"{inst.name}: {rec.get('event')} pid {rec.get('pid')} code "
+                               f"{rec.get('code')}")
+    return out
 
 
 def log_events(fleet: Fleet) -> dict[str, int]:
@@ -1230,15 +1437,22 @@ def log_events(fleet: Fleet) -> dict[str, int]:
     return dict(counts)
 
 
-def chaos_phase(args: argparse.Namespace, pg: Postgres, redis: Redis, work: Path
+def chaos_phase(args: argparse.Namespace, pg: Postgres, redis: Redis | None, work: Path
                 ) -> dict[str, Any]:
-    say("\n== chaos: 2 instances, Redis mode")
+    mode = "Redis mode" if redis is not None else "PostgreSQL channel (no Redis)"
+    per = f", --processes {args.processes} each" if args.processes > 1 else ""
+    say(f"\n== chaos: 2 instances{per}, {mode}")
     dsn = pg.database("aegra_chaos_chaos")
-    redis.flush()
+    if redis is not None:
+        redis.flush()
     steps_log = work / "chaos" / "steps.log"
     (work / "chaos").mkdir(exist_ok=True)
     settings = {"lease": args.lease, "heartbeat": args.heartbeat, "reaper": args.reaper}
-    env = base_env(dsn, REDIS_BROKER_ENABLED="true", REDIS_URL=redis.url,
+    channel = ({"REDIS_BROKER_ENABLED": "true", "REDIS_URL": redis.url} if redis is not None
+               else {"AEGRA_CHANNEL": "postgres"})
+    if args.processes > 1:  # child kills count as crashes of their slot in the parent
+        channel["AEGRA__SUPERVISOR__MAX_RESTARTS"] = "20"
+    env = base_env(dsn, **channel,
                    LEASE_DURATION_SECONDS=str(args.lease),
                    HEARTBEAT_INTERVAL_SECONDS=str(args.heartbeat),
                    REAPER_INTERVAL_SECONDS=str(args.reaper),
@@ -1249,7 +1463,7 @@ def chaos_phase(args: argparse.Namespace, pg: Postgres, redis: Redis, work: Path
                    BG_JOB_MAX_RETRIES=str(args.max_retries),
                    CHAOS_STEPS_LOG=str(steps_log))
     rng = random.Random(args.seed)
-    fleet = Fleet(work / "chaos", env, 2)
+    fleet = Fleet(work / "chaos", env, 2, args.processes)
     load_before = machine_load()
     result: dict[str, Any] = {}
     with fleet:
@@ -1263,12 +1477,17 @@ def chaos_phase(args: argparse.Namespace, pg: Postgres, redis: Redis, work: Path
         t0 = time.time() + 1.0
         # Besides the random strikes: one SIGKILL of one instance 4 s after each burst,
         # while the burst's backlog is queued (recovery must not wait behind it), and a
-        # SIGTERM of one instance later in the second burst (drain and hand-back).
+        # SIGTERM of one instance later in the second burst (drain and hand-back). With
+        # --processes: the second SIGKILL hits one child, and a later one the parent alone.
         half = args.submit_window / 2
         chaos = Chaos(fleet, rng, stop_at=t0 + args.chaos_seconds, start_at=t0 + 1.0,
                       gap=(args.gap_min, args.gap_max), down=(0.3, 3.0),
-                      scripted=[(t0 + 4.0, "sigkill-one"), (t0 + half + 4.0, "sigkill-one"),
-                                (t0 + half + 12.0, "sigterm-one")])
+                      scripted=[(t0 + 4.0, "sigkill-one"),
+                                (t0 + half + 4.0, "sigkill-child" if args.processes > 1
+                                 else "sigkill-one"),
+                                (t0 + half + 12.0, "sigterm-one"),
+                                *([(t0 + half + 24.0, "sigkill-parent")]
+                                  if args.processes > 1 else [])])
         cpu = CpuMeter(fleet, pg, redis)
         monitor = Monitor(fleet, redis, dsn, t0, cpu)
         monitor.start()
@@ -1301,7 +1520,7 @@ def chaos_phase(args: argparse.Namespace, pg: Postgres, redis: Redis, work: Path
         result["load_before"] = load_before
         result["events"] = chaos.events
         result["chaos_errors"] = chaos.errors
-        result["crashes"] = monitor.crashes
+        result["crashes"] = monitor.crashes + child_crashes(fleet, chaos.killed)
         if monitor.cpu_samples:
             (ta, ca), (tb, cb) = monitor.cpu_samples[0], monitor.cpu_samples[-1]
             result["cpu_percent"] = {k: round(100 * (cb[k] - ca.get(k, 0.0)) / (tb - ta), 1)
@@ -1314,7 +1533,8 @@ def chaos_phase(args: argparse.Namespace, pg: Postgres, redis: Redis, work: Path
                               "jobs": args.jobs, "max_retries": args.max_retries,
                               "step_delay": args.step_delay, "runs": args.runs,
                               "chaos_seconds": args.chaos_seconds,
-                              "submit_window": args.submit_window}
+                              "submit_window": args.submit_window,
+                              "processes": args.processes, "channel": args.channel}
         result["load_after"] = machine_load()
         result["settle_seconds_used"] = round(settle_end - chaos_end, 1)
         result["wall_seconds"] = round(settle_end - t0, 1)
@@ -1357,9 +1577,15 @@ def report_chaos(r: dict[str, Any]) -> list[str]:
         f"attempts per run: {r['attempts']}; retries spent per run: {r['retries']}",
         f"recovery outcomes: {rec['outcomes']}",
     ]
+    lines.append(f"settings: {r['settings']}")
+    if r["settings"].get("processes", 1) > 1:
+        lines.append(f"children of a killed/stopped instance all gone within (max) "
+                     f"{r['children_gone_after_strike_max_s']} s of the strike; killed child "
+                     f"replaced and ready in {r['child_restart_s']} s")
     for key in ("sigkill_with_survivor", "sigkill_with_survivor_backlog",
-                "sigkill_with_survivor_no_backlog", "sigkill_no_survivor", "all_sigkill",
-                "sigterm_handed_back"):
+                "sigkill_with_survivor_no_backlog", "sigkill_instance_with_survivor",
+                "sigkill_child", "sigkill_no_survivor", "all_sigkill",
+                "sigkill_parent_children_drained", "sigterm_handed_back"):
         s = rec[key]
         lines.append(f"recovery {key:30s} n={s['n']:3d} p50 {fmt_s(s['p50_s'])} p99 "
                      f"{fmt_s(s['p99_s'])} max {s['max_s']} s (kill→requeue p50 "
@@ -1407,6 +1633,12 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=5, help="N_JOBS_PER_WORKER")
     ap.add_argument("--max-retries", type=int, default=3, help="BG_JOB_MAX_RETRIES")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--processes", type=int, default=1,
+                    help="chaos: each instance is `aegra serve --processes N`; adds strikes "
+                         "on one child and on the parent alone")
+    ap.add_argument("--channel", choices=("redis", "postgres"), default="redis",
+                    help="chaos: coordinate through Redis or the PostgreSQL channel "
+                         "(AEGRA_CHANNEL=postgres, no Redis)")
     ap.add_argument("--throughput-runs", type=int, default=300)
     ap.add_argument("--wait-runs", type=int, default=60)
     ap.add_argument("--event-runs", type=int, default=16)
@@ -1436,7 +1668,9 @@ def main() -> int:
                 results["no_chaos"] = no_chaos_phases(args, pg, work, phases)
             if "chaos" in phases:
                 (work / "chaos").mkdir(exist_ok=True)
-                with Redis(work / "chaos") as redis:
+                with contextlib.ExitStack() as stack:
+                    redis = (stack.enter_context(Redis(work / "chaos"))
+                             if args.channel == "redis" else None)
                     results["chaos"] = chaos_phase(args, pg, redis, work)
     finally:
         if not args.keep:

@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -86,12 +87,25 @@ def _await_ready(notify: socket.socket, timeout: float) -> None:
 
 def test_two_processes_share_the_port_and_coordinate(start_server, database_url,
                                                      private_redis, tmp_path):
+    _coordinate(start_server, database_url, private_redis.url, tmp_path)
+
+
+def test_two_processes_coordinate_without_redis_through_postgres(start_server, database_url,
+                                                                 tmp_path):
+    """Without Redis the parent gives its children the PostgreSQL channel: the same
+    scenario, with queue, cancels, run streams and cron all going through the database."""
+    _coordinate(start_server, database_url, None, tmp_path)
+
+
+def _coordinate(start_server, database_url, redis_url, tmp_path):
     name = f"aegra-test-{uuid.uuid4().hex[:8]}"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind("\0" + name)
-    env, log = setup(tmp_path, database_url, private_redis.url, AEGRA_ADMIN_TOKEN=TOKEN,
+    env, log = setup(tmp_path, database_url, redis_url or "unused", AEGRA_ADMIN_TOKEN=TOKEN,
                      NOTIFY_SOCKET="@" + name, CRON_ALLOW_SECONDS_SCHEDULE="true",
                      AEGRA__CRON__TICK_INTERVAL_S="0.2")
+    if redis_url is None:
+        del env["REDIS_BROKER_ENABLED"], env["REDIS_URL"]
     server = start_server(env, args=["--processes", "2"], wait_ready=False)
     with notify:
         _await_ready(notify, 60)
@@ -106,13 +120,17 @@ def test_two_processes_share_the_port_and_coordinate(start_server, database_url,
     assert cron.status_code == 200, cron.text
     cron_id = cron.json()["cron_id"]
 
-    # Created through A, streamed to B's client, executed exactly once.
+    # Created through A, streamed whole to the client of the child not executing it,
+    # executed exactly once.
     tid, rid = _run(a, 0.2)
-    with b.stream("GET", f"/threads/{tid}/runs/{rid}/stream") as stream:
+    runner = _executor_pid(database_url, rid)
+    other = children[pid_b if runner == pid_a else pid_a]
+    with other.stream("GET", f"/threads/{tid}/runs/{rid}/stream") as stream:
         body = "".join(stream.iter_text())
     values = [json.loads(line[5:]) for line in body.splitlines()
               if line.startswith("data:") and '"done"' in line]
-    assert values and values[-1]["done"] == [0, 1, 2, 3, 4], body[-500:]
+    assert [v["done"] for v in values] == [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3],
+                                           [0, 1, 2, 3, 4]], body[-500:]
     assert collections.Counter(steps_done(log, tid)) == dict.fromkeys(range(5), 1)
 
     # A cancel sent to the process that is not executing the run reaches the one that is.
@@ -122,6 +140,10 @@ def test_two_processes_share_the_port_and_coordinate(start_server, database_url,
     assert other.post(f"/threads/{tid}/runs/{rid}/cancel").status_code in (200, 202, 204)
     wait_for(lambda: _status(database_url, rid) == "interrupted", 5, "the cancel")
     assert len(steps_done(log, tid)) < 5
+    # Heard over the channel (Redis or NOTIFY), not picked up by the 1 s heartbeat.
+    heard = [e["run_id"] for e in _log_events(server.logs())
+             if e.get("event") == "run.cancel_received"]
+    assert heard == [rid], heard
 
     # Both children tick the cron every 0.2 s: each occurrence fired once.
     wait_for(lambda: len(_occurrences(database_url, cron_id)) >= 3, 10, "3 cron firings")
@@ -160,9 +182,13 @@ def _executor_pid(database_url: str, rid: str) -> int:
     raise AssertionError("run never claimed")
 
 
+def _log_events(logs: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+
+
 def _restarted(logs: str, victim: int) -> bool:
     """The slot of the killed child got a new process, which became ready."""
-    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    lines = _log_events(logs)
     crashed = [e for e in lines if e.get("event") == "processes.child_crashed"
                and e.get("pid") == victim]
     if not crashed:
@@ -173,27 +199,45 @@ def _restarted(logs: str, victim: int) -> bool:
     return any(pid in ready for pid in started)
 
 
-def test_processes_without_redis_share_streams_through_postgres(start_server, database_url,
-                                                                tmp_path):
-    """Without Redis the children coordinate over the PostgreSQL channel: a run executing
-    on one child streams, whole and to its end, from the other."""
-    env, log = setup(tmp_path, database_url, "unused", AEGRA_ADMIN_TOKEN=TOKEN)
+def _alive_child_of(pid: int, parent: int) -> bool:
+    try:
+        return _ppid(pid) == parent
+    except (FileNotFoundError, ProcessLookupError):  # exited meanwhile
+        return False
+
+
+def test_children_drain_and_exit_when_the_parent_is_sigkilled(start_server, database_url,
+                                                              tmp_path):
+    """SIGKILL of the parent alone (nothing forwarded): its children, in sessions of their
+    own, see the lifeline pipe close, drain (the run in flight is handed back, not kept
+    running unsupervised) and exit; the port is released for a restarted parent."""
+    env, log = setup(tmp_path, database_url, "unused")
     del env["REDIS_BROKER_ENABLED"], env["REDIS_URL"]
-    server = start_server(env, args=["--processes", "2"])
-    children = clients_per_child(server.url, 2, timeout=30)
-    first = next(iter(children.values()))
-    tid, rid = _run(first, 0.05)
-    runner = _executor_pid(database_url, rid)
-    other = next(c for pid, c in children.items() if pid != runner)
-    with other.stream("GET", f"/threads/{tid}/runs/{rid}/stream") as stream:
-        body = "".join(stream.iter_text())
-    values = [json.loads(line[5:]) for line in body.splitlines()
-              if line.startswith("data:") and '"done"' in line]
-    assert [v["done"] for v in values] == [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3],
-                                           [0, 1, 2, 3, 4]], body[-500:]
-    assert collections.Counter(steps_done(log, tid)) == dict.fromkeys(range(5), 1)
-    for client in children.values():
-        client.close()
+    server = start_server(env, args=["--processes", "2"], wait_ready=False)
+    wait_for(lambda: '"processes.ready"' in server.logs(), 60, "both children ready")
+    parent = server.proc.pid
+    children = [int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _alive_child_of(int(p.name), parent)]
+    assert len(children) == 2
+    tid, rid = _run(httpx.Client(base_url=server.url, timeout=10), 2.0)  # 10 s of steps
+    assert _executor_pid(database_url, rid) in children
+    server.proc.kill()
+    server.proc.wait(5)
+
+    def gone(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        return state == "Z"
+
+    wait_for(lambda: all(gone(pid) for pid in children), 20, "the orphaned children to exit")
+    assert server.logs().count('"supervisor.parent_gone"') == 2
+    # Handed back (or finished inside the drain), never left running without an owner.
+    assert _status(database_url, rid) in ("pending", "success")
+    assert len(steps_done(log, tid)) < 5 or _status(database_url, rid) == "success"
+    with socket.socket() as sock:  # nobody listens on the port any more
+        assert sock.connect_ex(("127.0.0.1", server.port)) != 0
 
 
 def test_processes_below_one_are_refused(tmp_path):

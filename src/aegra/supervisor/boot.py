@@ -41,7 +41,7 @@ from aegra.project import Project
 from aegra.runtime.board import Board
 from aegra.runtime.capacity import Capacity
 from aegra.runtime.registry import RunRegistry
-from aegra.supervisor import wiring
+from aegra.supervisor import processes, wiring
 from aegra.supervisor.http import run_http
 from aegra.supervisor.policy import ActorSpec, RestartPolicy
 from aegra.supervisor.root import Supervisor, run_until_stopped
@@ -228,7 +228,8 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
             outer += runtime.outer_actors()
             async with trio.open_nursery() as nursery:
                 started = await nursery.start(partial(
-                    run_until_stopped, supervisor, outer=outer,
+                    run_until_stopped, supervisor, lifeline=processes.lifeline_fd(),
+                    outer=outer,
                     work=[*runtime.work_actors(),
                           *sweeper_specs(cfg, project, pg, metrics.ttl_sweep)],
                     front=front))

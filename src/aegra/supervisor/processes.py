@@ -11,6 +11,13 @@ Restart: a child that exits without being asked is restarted after a jittered ba
 children and the parent exits 1. SIGTERM/SIGINT are forwarded to every child, which
 drains; a second signal is forwarded again (the children skip their drain). The exit code
 is 0 when every child stopped cleanly after a signal.
+
+Lifeline: each child gets the read end of a pipe whose only write end the parent holds
+(``AEGRA_PARENT_FD``). When the parent dies, even SIGKILLed, the kernel closes it and the
+child sees end of file and drains as on SIGTERM: children in sessions of their own would
+otherwise outlive it, unsupervised, still serving the port and claiming runs, and a
+restarted parent could not bind. (Not ``PR_SET_PDEATHSIG``: it fires when the *thread*
+that forked exits, and Trio starts processes from its worker threads, which come and go.)
 """
 
 from __future__ import annotations
@@ -33,6 +40,21 @@ from aegra.supervisor.sdnotify import Notifier, watchdog_interval_s
 
 log = get_logger("aegra.processes")
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+LIFELINE_ENV = "AEGRA_PARENT_FD"
+
+
+def lifeline_fd() -> int | None:
+    """In a child of ``--processes``: the lifeline's read end (not passed on to the
+    child's own subprocesses); None in a server started on its own."""
+    value = os.environ.get(LIFELINE_ENV)
+    if not value or not value.isdigit():
+        return None
+    fd = int(value)
+    try:
+        os.set_inheritable(fd, False)
+    except OSError:  # not open: started by hand with a stale environment
+        return None
+    return fd
 
 
 def count(value: str) -> int:
@@ -92,8 +114,10 @@ class Parent:
         self.notify_name = f"@aegra-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         inherited = {k: v for k, v in os.environ.items()
                      if k not in ("WATCHDOG_USEC", "WATCHDOG_PID")}  # the parent pings
+        # Both ends close-on-exec: children get the read end through pass_fds only.
+        self.lifeline, self.lifeline_w = os.pipe()
         self.env = {**inherited, **env, LISTEN_FD_ENV: str(sock.fileno()),
-                    "NOTIFY_SOCKET": self.notify_name}
+                    "NOTIFY_SOCKET": self.notify_name, LIFELINE_ENV: str(self.lifeline)}
         self.live: dict[int, trio.Process] = {}
         self.ready: set[int] = set()
         self.announced = False
@@ -114,6 +138,8 @@ class Parent:
                     children.start_soon(self._keep, slot)
             nursery.cancel_scope.cancel()
         notify.close()
+        os.close(self.lifeline)
+        os.close(self.lifeline_w)
         log.info("processes.stopped", code=self.code)
         return self.code
 
@@ -139,7 +165,7 @@ class Parent:
             # Own process group: a terminal's ^C reaches the parent only, which forwards
             # it once (the group would deliver it twice: the second skips the drain).
             proc = await trio.lowlevel.open_process(
-                self.argv, env=self.env, pass_fds=(self.sock.fileno(),),
+                self.argv, env=self.env, pass_fds=(self.sock.fileno(), self.lifeline),
                 start_new_session=True)
             pid = proc.pid
             self.live[pid] = proc

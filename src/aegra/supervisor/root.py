@@ -152,15 +152,29 @@ class Supervisor:
                 log.info("supervisor.signal", signal=name, again=self._shutdown.is_set())
                 self.request_shutdown()
 
+    async def watch_parent(self, lifeline: int) -> None:
+        """A ``--processes`` child: the pipe's write end is the parent's alone, so it
+        becomes readable (end of file) only when the parent is gone, however it died; then
+        drain as on SIGTERM instead of serving on unsupervised. Already stopping (the
+        parent forwarded a signal, then died): the drain goes on, not cut short."""
+        await trio.lowlevel.wait_readable(lifeline)
+        log.warning("supervisor.parent_gone", stopping=self._shutdown.is_set())
+        if not self._shutdown.is_set():
+            self.request_shutdown()
+
 
 async def run_until_stopped(
     supervisor: Supervisor, *,
+    lifeline: int | None = None,
     task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
     **groups: Sequence[ActorSpec],
 ) -> None:
-    """Run the tree with signal handling; reports started as ``Supervisor.run`` does (after
-    READY=1), returns when shutdown completed."""
+    """Run the tree with signal handling (and, in a ``--processes`` child, the parent's
+    ``lifeline``); reports started as ``Supervisor.run`` does (after READY=1), returns when
+    shutdown completed."""
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.watch_signals)
+        if lifeline is not None:
+            nursery.start_soon(supervisor.watch_parent, lifeline)
         await supervisor.run(**groups, task_status=task_status)
         nursery.cancel_scope.cancel()
