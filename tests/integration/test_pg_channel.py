@@ -9,15 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import asyncpg
 import trio
 
 from aegra.adapters import aio
-from aegra.adapters.postgres import migrate
+from aegra.adapters.postgres import migrate, run_events
 from aegra.adapters.postgres.broker import PgBroker
 from aegra.adapters.postgres.cancel import PgCancelBus
 from aegra.adapters.postgres.listen import APP_NAME, PgListener
 from aegra.adapters.postgres.pool import PgPool
 from aegra.adapters.postgres.queue import PgJobQueue
+from aegra.domain.runs import sse_frame
 from tests.contract import test_event_broker as broker_suite
 from tests.contract.support import pg_pool
 from tests.contract.test_event_broker import Pair, ThreadListener
@@ -143,3 +145,56 @@ async def test_a_long_run_streams_across_processes_page_by_page_and_expires(
         await pair.writer.touch([])
         assert await pair.reader.has(run_id) is False
         assert await pair.reader.result(run_id) == (False, None)
+
+
+async def test_a_live_reader_takes_the_events_from_the_notification(database_url: str
+                                                                     ) -> None:
+    """A reader at the position right before a batch queues the events its NOTIFY carries
+    without reading the table (issue 11: one query per batch and reader was the cost):
+    here the batch's rows are deleted before its commit, so only the payload has them.
+    The end, announced bare, is read from the table, without repeating what came inline."""
+    async with broker_pair(database_url) as pair:
+        run_id = broker_suite.rid()
+        sub = await pair.reader.subscribe(run_id, 0)
+        with trio.fail_after(10):
+            await broker_suite.emit(pair.writer, run_id, ["a"])
+            assert (await sub.__anext__()).seq == 1
+
+            async def batch_without_rows(conn: asyncpg.Connection) -> None:
+                async with conn.transaction():
+                    await run_events.append(conn, run_id, [
+                        (n, broker_suite.data(n, i)) for i, n in enumerate("bcd", 1)],
+                        10_000, 1 << 24)
+                    await conn.execute("DELETE FROM aegra_run_events WHERE run_id = $1"
+                                       " AND seq > 1", run_id)
+            await pair.writer.pg.run(batch_without_rows)
+            inline = [await sub.__anext__() for _ in range(3)]
+            assert [(e.seq, e.name) for e in inline] == [(2, "b"), (3, "c"), (4, "d")]
+            assert inline[0].frame == sse_frame(run_id, 2, "b", broker_suite.data("b", 1))
+            await pair.writer.finish(run_id, broker_suite.DONE, (("end", b"{}"),))
+            assert [s for s, _, _ in await broker_suite.collect(sub)] == [5]
+
+
+async def test_a_reader_that_does_not_consume_holds_at_most_a_page(database_url: str
+                                                                    ) -> None:
+    """Notified events are queued only while the reader's queue is under a page; past
+    that it reads the table when it resumes: every event once, in order."""
+    async with broker_pair(database_url) as pair:
+        run_id = broker_suite.rid()
+        ended = trio.Event()
+
+        def sink(payload: str) -> None:  # called with the broker's sink, per notification
+            if payload == run_id:
+                ended.set()
+        await pair.reader.listener.listen(run_events.CHANNEL, sink)
+        sub = await pair.reader.subscribe(run_id, 0)
+        with trio.fail_after(20):
+            await broker_suite.emit(pair.writer, run_id, ["a"])
+            assert (await sub.__anext__()).seq == 1
+            await broker_suite.emit(pair.writer, run_id, [f"e{i}" for i in range(1000)])
+            await pair.writer.finish(run_id, broker_suite.DONE, (("end", b"{}"),))
+            await ended.wait()
+            assert 0 < len(sub._pending) <= run_events.PAGE
+            got = [s for s, _, _ in await broker_suite.collect(sub)]
+        assert got == list(range(2, 1003))
+        await pair.reader.listener.unlisten(run_events.CHANNEL, sink)

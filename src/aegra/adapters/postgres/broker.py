@@ -2,13 +2,17 @@
 
 The model is the Redis broker: producers batch (events emitted while a write is in
 flight go together in the next one), each batch is numbered and stored by one
-transaction that NOTIFYs ``aegra_run`` (``run_events.py``). A subscriber registers
-with the process' one LISTEN connection, then reads the rows after its position, and
-reads again on each notification for its run, on ``RESYNC`` (the LISTEN connection came
-back: notifications may be lost) and every ``poll_s`` for safety. Reading pulls pages
-from the table, so a slow reader holds at most a page and costs no memory while it
-lags; if the buffer's cap trims events it has not read, it gets the dropped notice on
-its next read, as a late joiner would. Hence ``lagged`` stays False here.
+transaction that NOTIFYs ``aegra_run`` (``run_events.py``), the events themselves in
+the payloads when they fit. A subscriber registers with the process' one LISTEN
+connection, then reads the rows after its position. A notification that carries the
+events right after its position is queued as it is: a live reader does no query (issue
+11: reading per batch and per reader cost 2-3x the memory broker's CPU). Otherwise (a
+gap, a bare notice, a finish) it reads again; also on ``RESYNC`` (the LISTEN connection
+came back: notifications may be lost) and every ``poll_s`` for safety. Reading pulls
+pages from the table and inline events are taken only while the queue is under a page,
+so a slow reader holds at most a page or so and costs no memory while it lags; if the
+buffer's cap trims events it has not read, it gets the dropped notice on its next read,
+as a late joiner would. Hence ``lagged`` stays False here.
 
 Thread-level events go through ``PgThreadEvents`` (NOTIFY ``aegra_thread``).
 """
@@ -81,11 +85,23 @@ class PgSubscription:
         self._finished = False
         self.lagged = False  # pulled from the table: a slow reader never grows memory
 
-    def _notified(self, last_seq: int | None) -> None:
-        """Sync, in Trio's thread (the listener's callback)."""
-        if last_seq is None or last_seq > self.queued:
+    def _notified(self, last_seq: int | None, events: list[StreamEvent] | None = None
+                  ) -> None:
+        """Sync, in Trio's thread (the listener's callback). Events carried by the
+        notification that continue this reader's position are queued as they are (no
+        query), within the page bound; anything else (a gap, a full queue, a bare
+        notice) makes the reader query the table."""
+        if self._finished or (last_seq is not None and last_seq <= self.queued):
+            return
+        if (events and events[0].seq <= self.queued + 1
+                and len(self._pending) + len(events) <= run_events.PAGE):
+            for event in events:
+                if event.seq > self.queued:
+                    self.queued = event.seq
+                    self._pending.append(event)
+        else:
             self._notes += 1
-            self._wake.set()
+        self._wake.set()
 
     def __aiter__(self) -> PgSubscription:
         return self
@@ -163,9 +179,20 @@ class PgBroker:
                 for sub in list(subs):
                     sub._notified(None)
             return
-        run_id, _, seq = payload.partition(" ")
-        for sub in list(self.subs.get(run_id, ())):
-            sub._notified(int(seq) if seq else None)
+        head, _, body = payload.partition("\n")
+        run_id, _, seq = head.partition(" ")
+        followers = self.subs.get(run_id)
+        if not followers:  # every process hears every run: decode only what is followed
+            return
+        last = int(seq) if seq else None
+        events = None
+        if body and last:
+            try:
+                events = run_events.inline(run_id, last, body)
+            except msgspec.DecodeError:  # not ours to parse: the table has the events
+                log.info("broker.bad_notice", run_id=run_id)
+        for sub in list(followers):
+            sub._notified(last, events)
 
     def producer(self, run_id: str) -> Producer:
         return PgProducer(self, run_id)

@@ -8,22 +8,27 @@ replay buffers are worthless after a crash (the run's result stays in ``runs``).
 An append is one transaction: bump the stream row (its row lock orders concurrent
 appends of one run), insert the numbered frames, trim past the caps (newest
 ``max_events`` events and ``max_bytes`` bytes, at least the newest event, as the other
-brokers), NOTIFY ``aegra_run`` with ``<run_id> <last_seq>``. NOTIFY is delivered at
-commit, so a reader woken by it always finds the rows. A finish adds its final events,
-marks the row done with the result and notifies ``<run_id>`` (no sequence number: every
-reader must re-read to see the end). Rows of runs untouched for the retention are
-deleted a few at a time by later finishes and touches.
+brokers), NOTIFY ``aegra_run`` with ``<run_id> <last_seq>`` and the events themselves
+where they fit (``notices``: a reader at the batch's start needs no query). NOTIFY is
+delivered at commit, so a reader woken by it always finds the rows. A finish adds its
+final events, marks the row done with the result and notifies ``<run_id>`` (no sequence
+number: every reader must re-read to see the end). Rows of runs untouched for the
+retention are deleted a few at a time by later finishes and touches.
 """
 
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 
 from aegra.domain.ports import StreamEvent
 from aegra.domain.runs import sse_frame
 
 CHANNEL = "aegra_run"
 PAGE = 256  # events per read: a subscriber holds at most this many in memory
+_ROOM = 7000  # bytes of events per NOTIFY payload (PostgreSQL's limit: 8000 in all)
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
 
 _BUMP = """
 INSERT INTO aegra_run_streams AS s (run_id, last_seq) VALUES ($1, $2)
@@ -76,8 +81,50 @@ async def append(conn: asyncpg.Connection, run_id: str, items: list[tuple[str, b
         await conn.execute(_INSERT, run_id, first, [n for n, _ in items], frames)
         if last - dropped > max_events or total > max_bytes:
             await conn.execute(_TRIM, run_id, max_events, max_bytes)
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{run_id} {last}")
+        await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL,
+                           notices(run_id, first, items))
     return int(last)
+
+
+def notices(run_id: str, first: int, items: list[tuple[str, bytes]]) -> list[str]:
+    """The NOTIFY payloads announcing events ``first``.. of ``items``: ``<run_id> <last>``,
+    then, after a newline, the events themselves as JSON ``[[name, data], ...]`` when they
+    fit (chunked under PostgreSQL's 8000-byte limit), so a reader that is at ``first - 1``
+    needs no query. An event that fits no payload is announced bare: readers query."""
+    out: list[str] = []
+    chunk: list[bytes] = []
+    size = 0
+
+    def flush(last: int) -> None:
+        nonlocal size
+        if chunk:
+            out.append(f"{run_id} {last}\n[{b','.join(chunk).decode()}]")
+            chunk.clear()
+            size = 0
+
+    for seq, (name, data) in enumerate(items, first):
+        try:
+            piece = _ENCODER.encode((name, data.decode()))
+        except UnicodeDecodeError:  # NOTIFY payloads are text
+            piece = b""
+        if not piece or len(piece) > _ROOM:
+            flush(seq - 1)
+            out.append(f"{run_id} {seq}")
+            continue
+        if size + len(piece) + 1 > _ROOM:
+            flush(seq - 1)
+        chunk.append(piece)
+        size += len(piece) + 1
+    flush(first + len(items) - 1)
+    return out
+
+
+def inline(run_id: str, last: int, body: str) -> list[StreamEvent]:
+    """The events a payload of ``notices`` carries (``body``: the part after the newline)."""
+    pairs = _DECODER.decode(body)
+    first = last - len(pairs) + 1
+    return [StreamEvent(seq, name, sse_frame(run_id, seq, name, data.encode()))
+            for seq, (name, data) in enumerate(pairs, first)]
 
 
 async def finish(conn: asyncpg.Connection, run_id: str, result: bytes,
