@@ -107,6 +107,10 @@ class GraphRegistry:
         self._checkpointer: BaseCheckpointSaver[Any] | None = None
         self._store: BaseStore | None = None
         self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+        # A static graph with the server's saver and store, made once and shared by every
+        # run (a compiled graph is reentrant): a copy per run cost every open stream ~1 KB
+        # for as long as it ran, and a StateGraph a compile.
+        self._attached: dict[str, Graph] = {}
 
     @classmethod
     def load(cls, project: Project) -> GraphRegistry:
@@ -126,6 +130,7 @@ class GraphRegistry:
              ) -> None:
         self._checkpointer = checkpointer
         self._store = store
+        self._attached.clear()
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any] | None:
@@ -190,7 +195,11 @@ class GraphRegistry:
     async def _open(self, entry: _Entry, config: dict[str, Any] | None, access: str,
                     context: object) -> AsyncIterator[Graph]:
         if entry.graph is not None:
-            yield self._attach(entry.graph, entry.graph_id)
+            graph = self._attached.get(entry.graph_id)
+            if graph is None:
+                graph = self._attached[entry.graph_id] = self._attach(entry.graph,
+                                                                      entry.graph_id)
+            yield graph
             return
         assert entry.fn is not None and entry.kwargs is not None
         runtime = factory.server_runtime(access, self._store, context)
