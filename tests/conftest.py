@@ -75,14 +75,16 @@ def _with_db(dsn: str, name: str) -> str:
 
 
 @pytest.fixture
-def make_database(pg_admin_dsn: str) -> Iterator[Callable[[], str]]:
-    """Factory: a new empty database per call, dropped after the test."""
+def make_database(pg_admin_dsn: str) -> Iterator[Callable[..., str]]:
+    """Factory: a new empty database per call (or a copy of ``template``), dropped after
+    the test."""
     made: list[str] = []
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"'
+                         + (f' TEMPLATE "{template}"' if template else ""))
         made.append(name)
         return _with_db(pg_admin_dsn, name)
 
@@ -95,8 +97,28 @@ def make_database(pg_admin_dsn: str) -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
-def database_url(make_database: Callable[[], str]) -> str:
+def database_url(make_database: Callable[..., str]) -> str:
     return make_database()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_dsn: str) -> Iterator[str]:
+    """Name of a database migrated to head (ours and LangGraph's tables), made once per
+    session: ``make_database(template=...)`` copies it, much faster than migrating anew.
+    Nothing connects to it after this, as ``CREATE DATABASE ... TEMPLATE`` requires."""
+    from aegra.adapters.langgraph.schema import ensure_langgraph_tables
+    from aegra.adapters.postgres import migrate
+
+    name = f"tpl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_db(pg_admin_dsn, name)
+    migrate.ensure_migrated(dsn)
+    ensure_langgraph_tables(dsn)
+    yield name
+    if os.environ.get("AEGRA_TEST_DATABASE_URL"):
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _redis_binary() -> str:

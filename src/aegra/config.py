@@ -128,6 +128,7 @@ class SupervisorCfg(_Section, frozen=True):
     restart_window_s: float = 60.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    outage_backoff_max_s: float = 5.0  # retry cap while PostgreSQL/Redis is unreachable
 
 
 class HttpCfg(_Section, frozen=True):

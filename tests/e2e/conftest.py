@@ -31,6 +31,7 @@ class ServerProcess:
         self.args = args or []
         self.log_path = workdir / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.terminated = False
 
     @property
     def url(self) -> str:
@@ -74,10 +75,18 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
+    def terminate(self) -> None:
+        """SIGTERM, once, without waiting: ``stop`` then only waits for the exit."""
+        if self.proc is None or self.proc.poll() is not None or self.terminated:
+            return
+        self.terminated = True
+        self.proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        if not self.terminated:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
@@ -131,6 +140,8 @@ def start_server(tmp_path: Path, request: pytest.FixtureRequest, make_database: 
 
     yield start
     failed = getattr(request.node, "rep_call", None)
+    for server in started:  # all at once: each drains on its own, none waits for another
+        server.terminate()
     for server in started:
         server.stop()
         if failed is not None and failed.failed:

@@ -67,7 +67,10 @@ def test_export_import_round_trip(start_server, make_database, tmp_path):
     db_a, db_b = make_database(), make_database()
     write_project(tmp_path, GRAPHS_USED)
     env_a, env_b = base_env(db_a), base_env(db_b)
-    server_1 = start_server(env_a)
+    # Both boot at once (their own databases); server 2 is ready before the import.
+    server_1 = start_server(env_a, wait_ready=False)
+    server_2 = start_server(env_b, wait_ready=False)
+    server_1.wait_ready()
     ids = asyncio.run(_fill(server_1.url))
     before = asyncio.run(_snapshot(server_1.url, ids))
     assert before["paused"]["thread"]["status"] == "interrupted"
@@ -79,7 +82,7 @@ def test_export_import_round_trip(start_server, make_database, tmp_path):
     assert "export thread: 2 rows" in exported.stderr and "export store: 2 rows" in exported.stderr
     assert gzip.open(backup, "rt").readline().startswith('{"@": "aegra-backup", "version": 1')
 
-    server_2 = start_server(env_b)
+    server_2.wait_ready()
     imported = aegra(env_b, tmp_path, "import", str(backup))
     assert imported.returncode == 0, imported.stderr
     assert "import thread: 2 rows" in imported.stderr

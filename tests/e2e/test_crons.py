@@ -1,5 +1,5 @@
 """Crons end to end through ``langgraph_sdk`` 0.4.14: every crons method and every rule
-of seed 001, then two instances sharing one database firing a per-second cron."""
+of seed 001, then two instances sharing one database firing per-second crons."""
 
 from __future__ import annotations
 
@@ -198,44 +198,50 @@ def test_two_instances_fire_each_occurrence_exactly_once(start_server, database_
     servers = [start_server(env, wait_ready=False), start_server(env, wait_ready=False)]
     for server in servers:
         server.wait_ready()
-    seconds = 20
+    # Three crons of each kind over 10 s contend for more occurrences than one of each
+    # over 20 s did (>= 21 stateless, >= 9 thread-bound), in half the time.
+    seconds, crons = 10, 3
 
     async def scenario():
         a, b = (get_client(url=s.url) for s in servers)
-        tid = (await b.threads.create())["thread_id"]
-        every = await a.crons.create("agent", schedule="* * * * * *", input=HI,
-                                     on_run_completed="keep")
-        bound = await b.crons.create_for_thread(tid, "agent", schedule="*/2 * * * * *",
-                                                input=HI, multitask_strategy="enqueue")
+        tids = [(await b.threads.create())["thread_id"] for _ in range(crons)]
+        every = [await a.crons.create("agent", schedule="* * * * * *", input=HI,
+                                      on_run_completed="keep") for _ in range(crons)]
+        bound = [await b.crons.create_for_thread(tid, "agent", schedule="*/2 * * * * *",
+                                                 input=HI, multitask_strategy="enqueue")
+                 for tid in tids]
         started = time.monotonic()
         # CRON_MAX_PER_USER=0 lifts the cap (more than the default 100), meanwhile
         for _ in range(6):
             await asyncio.gather(*(a.crons.create("agent", schedule="0 0 1 1 *", enabled=False)
                                    for _ in range(20)))
-        assert await b.crons.count() == 122
+        assert await b.crons.count() == 120 + 2 * crons
         await asyncio.sleep(seconds - (time.monotonic() - started))
-        for cron in (every, bound):
+        for cron in every + bound:
             await b.crons.update(cron["cron_id"], enabled=False)
-        return every["cron_id"], bound["cron_id"], tid
+        return [c["cron_id"] for c in every], [c["cron_id"] for c in bound], tids
 
-    every, bound, tid = asyncio.run(scenario())
-    rows = _occurrences(database_url, every)
-    instants = [r[0] for r in rows if r[0] is not None]  # None: the run made at creation
-    assert len(rows) == len(instants) + 1
-    counts = Counter(instants)
-    assert max(counts.values()) == 1, [i for i, n in counts.items() if n > 1]
-    times = sorted(dt.datetime.fromisoformat(i) for i in instants)
-    assert len(times) >= seconds - 3
-    # every second in the span fired: no occurrence skipped between the two instances
-    assert times == [times[0] + dt.timedelta(seconds=k) for k in range(len(times))]
-    assert len({r[1] for r in rows}) == len(rows)  # stateless: a new thread per firing
-    bound_rows = _occurrences(database_url, bound)
-    assert {r[1] for r in bound_rows} == {tid}  # thread-bound: always its thread
-    bound_instants = [r[0] for r in bound_rows if r[0] is not None]
-    assert len(bound_instants) == len(set(bound_instants)) >= seconds // 2 - 2
+    every, bound, tids = asyncio.run(scenario())
+    for cron_id in every:
+        rows = _occurrences(database_url, cron_id)
+        instants = [r[0] for r in rows if r[0] is not None]  # None: the run made at creation
+        assert len(rows) == len(instants) + 1
+        counts = Counter(instants)
+        assert max(counts.values()) == 1, [i for i, n in counts.items() if n > 1]
+        times = sorted(dt.datetime.fromisoformat(i) for i in instants)
+        assert len(times) >= seconds - 3
+        # every second in the span fired: no occurrence skipped between the two instances
+        assert times == [times[0] + dt.timedelta(seconds=k) for k in range(len(times))]
+        assert len({r[1] for r in rows}) == len(rows)  # stateless: a new thread per firing
+    for cron_id, tid in zip(bound, tids, strict=True):
+        bound_rows = _occurrences(database_url, cron_id)
+        assert {r[1] for r in bound_rows} == {tid}  # thread-bound: always its thread
+        bound_instants = [r[0] for r in bound_rows if r[0] is not None]
+        assert len(bound_instants) == len(set(bound_instants)) >= seconds // 2 - 2
 
     def settled():
-        return all(r[2] == "success" for r in _occurrences(database_url, every))
+        return all(r[2] == "success" for cron_id in every
+                   for r in _occurrences(database_url, cron_id))
     deadline = time.monotonic() + 30
     while not settled() and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -54,6 +54,14 @@ def steps_done(log, thread_id):
             if line.split()[0] == thread_id]
 
 
+def step_pids(log, thread_id):
+    """The server processes that ran the thread's steps (from the steps log)."""
+    if not log.exists():
+        return set()
+    return {int(parts[2]) for parts in map(str.split, log.read_text().splitlines())
+            if parts[0] == thread_id}
+
+
 def checkpointed_step(database_url, thread_id):
     """The highest superstep of the thread's committed root checkpoints (-2 if none).
 
@@ -79,7 +87,9 @@ def wait_for(predicate, timeout, what):
 def test_sigkill_mid_run_resumes_on_the_other_instance(start_server, database_url,
                                                        private_redis, tmp_path):
     env, log = setup(tmp_path, database_url, private_redis.url)
-    servers = [start_server(env), start_server(env)]
+    servers = [start_server(env, wait_ready=False), start_server(env, wait_ready=False)]
+    for server in servers:
+        server.wait_ready()
     client = get_client(url=servers[0].url)
 
     async def create():
@@ -173,7 +183,9 @@ def test_cancel_on_one_instance_stops_the_run_on_the_other(start_server, databas
 def test_sigterm_drain_hands_runs_over_without_losing_any(start_server, database_url,
                                                           private_redis, tmp_path):
     env, log = setup(tmp_path, database_url, private_redis.url)
-    servers = [start_server(env), start_server(env)]
+    servers = [start_server(env, wait_ready=False), start_server(env, wait_ready=False)]
+    for server in servers:
+        server.wait_ready()
     client = get_client(url=servers[0].url)
 
     async def create():

@@ -239,7 +239,8 @@ def main(n: int, cfg: Config, argv: list[str]) -> int:
     sup = cfg.supervisor
     policy = RestartPolicy(max_restarts=sup.max_restarts, window_s=sup.restart_window_s,
                            backoff_initial_s=sup.backoff_initial_s,
-                           backoff_max_s=sup.backoff_max_s)
+                           backoff_max_s=sup.backoff_max_s,
+                           outage_backoff_max_s=sup.outage_backoff_max_s)
     with sock:
         return trio.run(Parent(n, child_argv(argv), sock, policy, env).run)
 
