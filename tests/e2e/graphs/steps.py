@@ -1,7 +1,8 @@
 """A multi-step graph for crash tests: each step sleeps, then records that it ran.
 
 Set ``STEPS_LOG`` (a file path) in the server's environment; every completed step
-appends ``<thread_id> <step>`` to it, so a test can tell which steps ran twice.
+appends ``<thread_id> <step> <pid>`` to it, so a test can tell which steps ran twice, and
+in which server process.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ def make_step(i: int):
         path = os.environ.get("STEPS_LOG")
         if path:
             with open(path, "a") as fh:
-                fh.write(f"{config['configurable']['thread_id']} {i}\n")
+                fh.write(f"{config['configurable']['thread_id']} {i} {os.getpid()}\n")
         return {"done": [*state.get("done", []), i]}
     return step
 
