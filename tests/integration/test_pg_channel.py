@@ -198,3 +198,49 @@ async def test_a_reader_that_does_not_consume_holds_at_most_a_page(database_url:
             got = [s for s, _, _ in await broker_suite.collect(sub)]
         assert got == list(range(2, 1003))
         await pair.reader.listener.unlisten(run_events.CHANNEL, sink)
+
+
+async def test_a_second_sink_waits_for_the_channels_listen_in_flight(database_url: str
+                                                                     ) -> None:
+    """``listen`` returns once the channel is listened on, for every caller: a sink added
+    while the first caller's LISTEN is still on its way waits for it (its caller re-reads
+    right after, and a NOTIFY in between must reach it)."""
+    async with pg_pool(database_url) as pool:
+        listener = PgListener(database_url, ping_s=0.2)
+        await listener.open()
+        try:
+            first: list[str] = []
+            second: list[str] = []
+            returned = trio.Event()
+
+            @aio.aio
+            async def hold() -> None:
+                assert listener._lock is not None
+                await listener._lock.acquire()  # the connection is busy: LISTEN waits
+
+            @aio.aio
+            async def release() -> None:
+                assert listener._lock is not None
+                listener._lock.release()
+
+            async def add_second() -> None:
+                await listener.listen("aegra_probe", second.append)
+                returned.set()
+
+            with trio.fail_after(10):
+                await hold()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(listener.listen, "aegra_probe", first.append)
+                    while "aegra_probe" not in listener.sinks:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+                    nursery.start_soon(add_second)
+                    await trio.sleep(0.3)
+                    assert not returned.is_set()  # the LISTEN has not run yet
+                    await release()
+                    await returned.wait()
+                    await pool.execute("SELECT pg_notify('aegra_probe', 'hello')")
+                    while not second:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+            assert first == second == ["hello"]
+        finally:
+            await listener.close()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 
 import asyncpg
+import trio
 
 from aegra import logs
 from aegra.adapters.aio import aio, cancel_task
@@ -33,6 +34,16 @@ log = logs.get_logger("aegra.postgres.listen")
 RESYNC = "\x00resync"  # NOTIFY payloads are text without NUL, so this never collides
 Sink = Callable[[str], None]
 APP_NAME = "aegra-listen"  # pg_stat_activity tells the LISTEN connections apart
+
+
+class _Pending:
+    """A channel's first LISTEN, awaited by the sinks registered meanwhile."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.ok = False
 
 
 def _set(event: asyncio.Event, _conn: object) -> None:
@@ -49,6 +60,9 @@ class PgListener:
         self._lock: asyncio.Lock | None = None  # one operation at a time on the connection
         self._task: asyncio.Task[None] | None = None
         self._up: asyncio.Event | None = None
+        # Channels whose LISTEN is on its way: later sinks wait for it (their caller may
+        # re-read right after ``listen`` returns, so it must not return before).
+        self._pending: dict[str, _Pending] = {}
 
     async def open(self, timeout_s: float = 10.0) -> None:
         """Start the reader and wait (bounded) for its first connection; a database that
@@ -118,6 +132,11 @@ class PgListener:
         (and ``sink`` not registered) when the connection is down."""
         with self.sinks.registering(channel, sink) as first:
             if not first:
+                pending = self._pending.get(channel)
+                if pending is not None:  # another caller's LISTEN is on its way
+                    await pending.done.wait()
+                    if not pending.ok:
+                        raise StoreUnavailable("database unavailable (listen): failed")
                 return
             conn, lock = self._conn, self._lock
             if conn is None or lock is None or not self.healthy:
@@ -127,10 +146,15 @@ class PgListener:
             async def _listen() -> None:
                 async with lock:
                     await conn.add_listener(channel, self._deliver)
+            pending = self._pending[channel] = _Pending()
             try:
                 await _listen()
+                pending.ok = True
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"database unavailable (listen): {exc}") from exc
+            finally:
+                del self._pending[channel]
+                pending.done.set()
 
     async def unlisten(self, channel: str, sink: Sink) -> None:
         if not self.sinks.forget(channel, sink):
