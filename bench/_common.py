@@ -41,20 +41,32 @@ def memory_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def tree_cpu_s(root_pid: int) -> float:
-    """CPU of a process and its direct children (PostgreSQL: postmaster + backends).
-
-    Backends that exit during a measurement take their CPU with them; the pools keep
-    theirs open, so deltas are meaningful for a running server."""
-    total = 0.0
+def tree_pids(root_pid: int) -> list[int]:
+    """A process and its direct children (PostgreSQL: postmaster + backends; ``aegra serve
+    --processes``: the parent + its servers)."""
+    pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(entry) == root_pid or int(fields[1]) == root_pid:
-                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(entry) == root_pid or ppid == root_pid:
+            pids.append(int(entry))
+    return pids
+
+
+def tree_cpu_s(root_pid: int) -> float:
+    """CPU of a process and its direct children.
+
+    Processes that exit during a measurement take their CPU with them; the pools keep
+    theirs open, so deltas are meaningful for a running server."""
+    total = 0.0
+    for pid in tree_pids(root_pid):
+        try:
+            total += cpu_s(pid)
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
     return total

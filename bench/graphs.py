@@ -2,6 +2,11 @@
 
 ``noop``: one node that returns ``{}``: what a run costs when the graph does nothing.
 
+``spin``: one synchronous node that burns ``{"ms": N}`` (default 50) milliseconds of CPU
+in a busy loop: a CPU-heavy graph (LangGraph runs sync nodes in its thread pool, so it
+competes with the server's event loop for the GIL). ``spin_async``: the same node as
+``async def``, so it blocks the event loop itself for those milliseconds.
+
 ``stream``: one node that streams tokens through a fake chat model (langchain_core's
 ``GenericFakeChatModel`` with a native ``_astream``), so ``stream_mode="messages-tuple"``
 yields one event per chunk. The native ``_astream`` matters: ``GenericFakeChatModel`` only
@@ -24,6 +29,7 @@ import asyncio  # noqa: TID251  (a benchmark, not server code)
 import itertools
 import re
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
@@ -49,6 +55,36 @@ _noop.add_node("nothing", _nothing)
 _noop.add_edge(START, "nothing")
 _noop.add_edge("nothing", END)
 noop = _noop.compile()
+
+
+# -- CPU-heavy ---------------------------------------------------------------------------------
+class SpinState(TypedDict, total=False):
+    ms: float
+    spun: float
+
+
+def _spin(state: SpinState) -> dict[str, Any]:
+    start = time.perf_counter()
+    until = start + float(state.get("ms") or 50.0) / 1000
+    while time.perf_counter() < until:
+        pass
+    return {"spun": time.perf_counter() - start}
+
+
+async def _spin_async(state: SpinState) -> dict[str, Any]:
+    return _spin(state)
+
+
+def _one_node(state: type, node: Any) -> Any:
+    graph = StateGraph(state)
+    graph.add_node("node", node)
+    graph.add_edge(START, "node")
+    graph.add_edge("node", END)
+    return graph.compile()
+
+
+spin = _one_node(SpinState, _spin)
+spin_async = _one_node(SpinState, _spin_async)
 
 
 # -- token streaming -------------------------------------------------------------------------
@@ -119,6 +155,8 @@ stream = _stream.compile()
 def _smoke() -> None:
     async def go() -> None:
         print("noop ->", await noop.ainvoke({}))
+        print("spin ->", await spin.ainvoke({"ms": 5}))
+        print("spin_async ->", await spin_async.ainvoke({"ms": 5}))
         n = 0
         async for _ in stream.astream({"tokens": 9}, stream_mode="messages"):
             n += 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio  # noqa: TID251  (a benchmark, not server code)
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,46 +25,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Postgres, median, self_cpu_s, tree_cpu_s  # noqa: E402
+from _common import Postgres, median, self_cpu_s  # noqa: E402
 from runs import Server  # noqa: E402
 
 
-class Multi(Server):
-    """``bench/runs.py``'s server with ``--processes``; ready once every child is."""
-
-    def __init__(self, processes: int, workdir: Path, dsn: str, redis_url: str,
-                 args: argparse.Namespace) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(workdir, dsn, workers=args.workers, jobs=args.jobs,
-                         log_level="WARNING", extra_env={
-                             "REDIS_BROKER_ENABLED": "true", "REDIS_URL": redis_url})
-        self.processes = processes
-
-    def start(self) -> Multi:
-        import httpx
-
-        log = open(self.log_path, "ab")  # noqa: SIM115  closed with the process
-        self.env["LOG_LEVEL"] = "INFO"  # processes.ready is an info line
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aegra", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--processes", str(self.processes)],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                ok = httpx.get(self.url + "/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            if ok and (self.processes == 1
-                       or '"processes.ready"' in self.log_path.read_text()):
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready:\n{self.log_path.read_text()[-4000:]}")
-
-    def cpu(self) -> float:
-        return tree_cpu_s(self.pid)  # the parent and its children
+def server(processes: int, workdir: Path, dsn: str, redis_url: str,
+           args: argparse.Namespace) -> Server:
+    """``bench/runs.py``'s server with ``--processes`` and Redis."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Server(workdir, dsn, workers=args.workers, jobs=args.jobs, log_level="WARNING",
+                  extra_env={"REDIS_BROKER_ENABLED": "true", "REDIS_URL": redis_url},
+                  processes=processes)
 
 
 def machine_busy() -> tuple[float, float]:
@@ -76,7 +46,7 @@ def machine_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-async def window(server: Multi, clients: int, seconds: float) -> dict[str, float]:
+async def window(server: Server, clients: int, seconds: float) -> dict[str, float]:
     """``clients`` closed loops of no-op /runs/wait for ``seconds``: runs/s, CPU per run."""
     import httpx
 
@@ -112,7 +82,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     base = args.redis_url.rstrip("/")
     counts = (1, args.processes)
     with Postgres(args.database_url) as pg:
-        servers = [Multi(n, work / f"p{n}", pg.create_database(f"aegra_bench_p{n}"),
+        servers = [server(n, work / f"p{n}", pg.create_database(f"aegra_bench_p{n}"),
                          f"{base}/{10 + n}", args) for n in counts]
         rounds: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
         try:

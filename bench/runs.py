@@ -15,6 +15,13 @@ generator's CPU is never counted as the server's). Phases (``--phases``, default
   streams     500 and 1,000 concurrent streams of a 2-second run (21 tokens, 0.1 s apart):
               completed, duration p50/p99, first event p50/p99, server RSS
   profile     py-spy (if installed) on the server during background runs: where CPU goes
+  rss         RSS per open stream (issue 11, item 3): ``--rss-rounds`` fresh servers and
+              databases, each warmed up, then ``--rss-streams`` streams of a run that
+              streams one token and holds (``--rss-hold`` s), opened in two halves; server
+              VmRSS (median of 5 reads) before, with half and with all of them streaming:
+              growth / streams, and the second half's growth / its streams (marginal, free
+              of what grows once), medians of rounds. ``--tracemalloc N``: the second
+              half's Python allocations by layer, package and site
 
 The server's CPU is read from /proc/<pid>/stat (utime+stime) before and after each phase
 and divided by runs or events: the figure that holds on a noisy machine. Every phase is
@@ -51,9 +58,11 @@ from _common import (  # noqa: E402
     memory_kb,
     pct,
     phase,
+    tree_cpu_s,
+    tree_pids,
 )
 
-PHASES = ("wait", "background", "sse", "events", "txn", "streams", "profile")
+PHASES = ("wait", "background", "sse", "events", "txn", "streams", "profile", "rss")
 DB = "aegra_bench"
 
 
@@ -84,14 +93,17 @@ main()
 class Server:
     def __init__(self, workdir: Path, dsn: str, *, workers: int, jobs: int,
                  log_level: str, extra_env: dict[str, str] | None = None,
-                 cprofile_out: Path | None = None, auth: str | None = None) -> None:
+                 cprofile_out: Path | None = None, auth: str | None = None,
+                 processes: int = 1) -> None:
         self.workdir = workdir
+        self.processes = processes
         self.cprofile_out = cprofile_out
         self.port = free_port()
         self.log_path = workdir / f"server-{self.port}.log"
         graphs = BENCH / "graphs.py"
         project: dict[str, Any] = {"graphs": {
-            "noop": f"{graphs}:noop", "stream": f"{graphs}:stream"}}
+            "noop": f"{graphs}:noop", "stream": f"{graphs}:stream", "spin": f"{graphs}:spin",
+            "spin_async": f"{graphs}:spin_async"}}
         if auth is not None:
             project["auth"] = {"path": auth}
         (workdir / "aegra.json").write_text(json.dumps(project))
@@ -122,23 +134,50 @@ class Server:
         head = [sys.executable, "-m", "aegra"]
         if self.cprofile_out is not None:
             head = [sys.executable, "-c", _CPROFILE, str(self.cprofile_out)]
-        self.proc = subprocess.Popen(
-            [*head, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        env = dict(self.env)
+        notify = None
+        if self.processes > 1:
+            # The parent sends READY=1 once every child has: listen as systemd would.
+            args += ["--processes", str(self.processes)]
+            name = f"aegra-bench-{os.getpid()}-{self.port}"
+            notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            notify.bind("\0" + name)
+            notify.setblocking(False)
+            env["NOTIFY_SOCKET"] = "@" + name
+        self.proc = subprocess.Popen([*head, *args], cwd=self.workdir, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        ready = notify is None
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-4000:]}")
+                while not ready:
+                    try:
+                        ready = notify.recv(4096) == b"READY=1"  # type: ignore[union-attr]
+                    except BlockingIOError:
+                        break
+                try:
+                    if ready and httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        finally:
+            if notify is not None:
+                notify.close()
         raise RuntimeError(f"server not ready:\n{self.log_path.read_text()[-4000:]}")
 
     def cpu(self) -> float:
-        return cpu_s(self.pid)
+        """The server's CPU; with ``--processes``, the parent's and its children's."""
+        return cpu_s(self.pid) if self.processes == 1 else tree_cpu_s(self.pid)
+
+    def rss_kb(self) -> int:
+        """Resident memory; with ``--processes``, summed over the parent and children."""
+        if self.processes == 1:
+            return memory_kb(self.pid)["VmRSS"]
+        return sum(memory_kb(pid)["VmRSS"] for pid in tree_pids(self.pid))
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -172,8 +211,10 @@ _EVENT = re.compile(rb"^event: ?(.*)$", re.M)
 _DATA = re.compile(rb"^data: ?(.*)$", re.M)
 
 
-async def stream_run(client: Any, path: str, body: dict[str, Any]) -> Stream:
-    s = Stream()
+async def stream_run(client: Any, path: str, body: dict[str, Any],
+                     s: Stream | None = None) -> Stream:
+    """``s``: a Stream the caller watches while it fills (default: a new one)."""
+    s = Stream() if s is None else s
     try:
         async with client.stream("POST", path, json=body) as r:
             if r.status_code != 200:
@@ -526,13 +567,13 @@ class Bench:
             Path(f"/proc/{pid}/clear_refs").write_text("5")  # noqa: ASYNC240
         except OSError:
             pass
-        rss0 = memory_kb(pid)["VmRSS"]
+        rss0 = self.server.rss_kb()
         results: list[Stream] = []
 
         async def sample() -> None:
             last = time.monotonic()
             while not stop.is_set():
-                peak["rss_kb"] = max(peak["rss_kb"], memory_kb(pid)["VmRSS"])
+                peak["rss_kb"] = max(peak["rss_kb"], self.server.rss_kb())
                 if time.monotonic() - last > 2:
                     last = time.monotonic()
                     ended = sum(1 for s in results if s.end is not None)
@@ -564,7 +605,7 @@ class Bench:
             (s.error or s.run_error
              or f"status={s.status} messages={s.counts.get('messages', 0)}")[:160]
             for s in results if s not in ok)
-        mem = memory_kb(pid)
+        mem = memory_kb(pid) if self.server.processes == 1 else {}
         events = sum(sum(s.counts.values()) for s in results)
         return {"streams": n, "completed": len(ok), "duration_p50_s": pct(dur, 50),
                 "duration_p99_s": pct(dur, 99), "duration_max_s": max(dur, default=0),
@@ -573,7 +614,7 @@ class Bench:
                 "first_token_p50_ms": pct(token, 50) * 1e3,
                 "rss_before_mb": rss0 / 1024, "rss_peak_mb": max(peak["rss_kb"],
                                                                  mem.get("VmHWM", 0)) / 1024,
-                "rss_after_mb": mem["VmRSS"] / 1024, "events": events, **d,
+                "rss_after_mb": self.server.rss_kb() / 1024, "events": events, **d,
                 "server_cpu_per_run_ms": d["server_cpu_s"] / n * 1e3,
                 "client_cpu_s": client_cpu, "errors": dict(errors.most_common(5))}
 
@@ -650,6 +691,139 @@ class Bench:
                                                                self.server.cprofile_out))
             for line in self.results["profile"]["report"]:
                 print("   " + line)
+
+
+    # -- rss ---------------------------------------------------------------------------------------
+    async def rss_round(self, k: int) -> dict[str, Any]:
+        """One fresh server and database: warm up, then hold ``--rss-streams`` streams open
+        at once and read the server's RSS before and with all of them open."""
+        import httpx
+
+        n, hold = self.args.rss_streams, self.args.rss_hold
+        name = f"{DB}_rss"
+        dsn = self.pg.create_database(name)
+        env = dict(getattr(self, "extra_env", {}))
+        snaps: Path | None = None
+        if self.args.tracemalloc:
+            snaps = Path(self.args.workdir) / f"rss-snapshots-{k}"
+            shutil.rmtree(snaps, ignore_errors=True)
+            snaps.mkdir(parents=True)
+            (snaps / "sitecustomize.py").write_text(_SNAPSHOT_HOOK)
+            env["BENCH_TRACEMALLOC"] = str(self.args.tracemalloc)
+            env["BENCH_SNAPSHOTS"] = str(snaps)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(snaps), env.get("PYTHONPATH"))
+                                                if p)
+        server = Server(Path(self.args.workdir), dsn, workers=self.args.workers,
+                        jobs=self.args.jobs, log_level=self.args.log_level, extra_env=env)
+        server.start()
+        client = httpx.AsyncClient(
+            base_url=server.url, timeout=httpx.Timeout(120.0, connect=60.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=2000))
+        tasks: list[asyncio.Task[Stream]] = []
+        try:
+            path = "/threads/{}/runs/stream"
+            warm = {"assistant_id": "stream", "input": {"tokens": 1, "delay": 0.01},
+                    "stream_mode": ["messages-tuple"]}
+            tids: list[str] = []
+            sem = asyncio.Semaphore(32)
+
+            async def thread() -> None:
+                async with sem:
+                    r = await client.post("/threads", json={})
+                    r.raise_for_status()
+                    tids.append(str(r.json()["thread_id"]))
+            await asyncio.gather(*(thread() for _ in range(n + 20)))
+            # Warm-up: lazy imports, compiled graph, pools, first connections.
+            for _ in range(2):
+                got = await asyncio.gather(*(stream_run(client, path.format(t), warm)
+                                             for t in tids[n:]))
+                if any(s.status != "success" for s in got):
+                    raise RuntimeError(f"warm-up stream failed: {got[0].error}")
+            await asyncio.sleep(2)
+            rss0 = await self.rss_median(server.pid)
+            if snaps is not None:
+                await snapshot(server.pid, snaps, 1)
+            body = {"assistant_id": "stream", "input": {"tokens": 1, "delay": hold},
+                    "stream_mode": ["messages-tuple"]}
+            streams = [Stream() for _ in range(n)]
+            t0 = time.monotonic()
+            deadline = t0 + hold * 0.8
+            half = n // 2
+            rss_half = 0
+            # Two steps, half the streams each: the second step's growth is the marginal
+            # cost of a stream, without what grows once (pools reaching their size).
+            for lo, hi in ((0, half), (half, n)):
+                tasks += [asyncio.create_task(stream_run(client, path.format(t), body, s))
+                          for t, s in zip(tids[lo:hi], streams[lo:hi], strict=True)]
+                while time.monotonic() < deadline:
+                    if all(s.first_token is not None or s.error or s.end
+                           for s in streams[:hi]):
+                        break
+                    await asyncio.sleep(0.1)
+                if hi == half:
+                    rss_half = await self.rss_median(server.pid)
+                    if snaps is not None:
+                        await snapshot(server.pid, snaps, 2)
+            opened = time.monotonic() - t0
+            open_now = sum(1 for s in streams if s.first_token is not None and s.end is None)
+            rss1 = await self.rss_median(server.pid)
+            if snaps is not None:
+                await snapshot(server.pid, snaps, 3)
+            still = sum(1 for s in streams if s.first_token is not None and s.end is None)
+            errors = collections.Counter((s.error or s.run_error or "no token")[:120]
+                                         for s in streams if s.first_token is None)
+            out: dict[str, Any] = {
+                "streams": n, "open": min(open_now, still), "open_s": opened,
+                "rss_before_kb": rss0, "rss_half_kb": rss_half, "rss_open_kb": rss1,
+                "kb_per_stream": (rss1 - rss0) / max(1, min(open_now, still)),
+                "marginal_kb_per_stream": (rss1 - rss_half) / max(1, n - half),
+                "errors": dict(errors.most_common(3))}
+            if snaps is not None:
+                out["tracemalloc"] = summarize_tracemalloc(  # the second half's growth
+                    snaps / "snapshot.2", snaps / "snapshot.3", n - half)
+            return out
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.aclose()
+            server.stop()
+            self.pg.drop_database(name)
+
+    async def rss_median(self, pid: int, samples: int = 5) -> int:
+        values = []
+        for _ in range(samples):
+            values.append(memory_kb(pid)["VmRSS"])
+            await asyncio.sleep(0.2)
+        return int(median(values))
+
+    async def phase_rss(self) -> None:
+        n, rounds = self.args.rss_streams, self.args.rss_rounds
+        with phase(f"rss: {rounds} rounds (fresh server each) of {n} streams held open "
+                   f"({self.args.rss_hold:g} s after their one token)"
+                   + (f", tracemalloc {self.args.tracemalloc} frames"
+                      if self.args.tracemalloc else "")):
+            out = []
+            for k in range(rounds):
+                r = await self.rss_round(k + 1)
+                out.append(r)
+                print(f"   round {k + 1}: {r['open']}/{n} open after {r['open_s']:.1f} s; "
+                      f"RSS {r['rss_before_kb'] / 1024:.1f} -> {r['rss_half_kb'] / 1024:.1f} "
+                      f"(half) -> {r['rss_open_kb'] / 1024:.1f} MB: "
+                      f"{r['kb_per_stream']:.1f} KB/stream, "
+                      f"{r['marginal_kb_per_stream']:.1f} KB marginal (second half)"
+                      + (f"; not open: {r['errors']}" if r["errors"] else ""), flush=True)
+                for line in r.get("tracemalloc", {}).get("report", []):
+                    print("   " + line)
+            self.results["rss"] = {
+                "streams": n, "rounds": out,
+                "kb_per_stream": median([r["kb_per_stream"] for r in out]),
+                "marginal_kb_per_stream": median([r["marginal_kb_per_stream"] for r in out])}
+            each = ", ".join(f"{r['kb_per_stream']:.1f}/{r['marginal_kb_per_stream']:.1f}"
+                             for r in out)
+            print(f"   RSS per open stream: {self.results['rss']['kb_per_stream']:.1f} KB, "
+                  f"marginal {self.results['rss']['marginal_kb_per_stream']:.1f} KB "
+                  f"(medians; rounds {each})", flush=True)
 
 
 # -- statements and profile parsing -------------------------------------------------------------
@@ -801,6 +975,134 @@ def _short(frame: str) -> str:
     return f"{fn} ({file})"
 
 
+# -- tracemalloc (rss phase) -----------------------------------------------------------------
+# sitecustomize.py of a server started by ``--tracemalloc``: the first SIGUSR1 starts
+# tracing ($BENCH_TRACEMALLOC frames; a server traced from its start is too slow to boot
+# on a busy machine) and writes an empty snapshot.1; each later one dumps a snapshot to
+# $BENCH_SNAPSHOTS/snapshot.<n> (written aside, then renamed).
+_SNAPSHOT_HOOK = '''
+import os, signal, tracemalloc
+
+def _dump(*_):
+    d = os.environ["BENCH_SNAPSHOTS"]
+    n = 1 + sum(1 for f in os.listdir(d) if f.startswith("snapshot."))
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(int(os.environ["BENCH_TRACEMALLOC"]))
+        open(os.path.join(d, "partial"), "wb").close()
+    else:
+        tracemalloc.take_snapshot().dump(os.path.join(d, "partial"))
+    os.rename(os.path.join(d, "partial"), os.path.join(d, f"snapshot.{n}"))
+
+if os.environ.get("BENCH_SNAPSHOTS"):
+    signal.signal(signal.SIGUSR1, _dump)
+'''
+
+
+async def snapshot(pid: int, folder: Path, n: int) -> None:
+    os.kill(pid, signal.SIGUSR1)
+    target = folder / f"snapshot.{n}"
+    deadline = time.monotonic() + 120
+    while not target.exists():  # noqa: ASYNC110  a bench polling a file
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {target}")
+        await asyncio.sleep(0.2)
+
+
+def _package(filename: str) -> str:
+    """``site-packages/h11/_state.py`` -> ``h11``; ``src/aegra/api/sse.py`` ->
+    ``aegra.api.sse``; the standard library -> ``stdlib:<module>``."""
+    if "site-packages/" in filename:
+        rest = filename.split("site-packages/", 1)[1]
+        return rest.split("/", 1)[0].removesuffix(".py")
+    if "/aegra/" in filename:
+        rest = filename.rsplit("/aegra/", 1)[1].removesuffix(".py")
+        return "aegra." + ".".join(rest.split("/")[:2])
+    if "/bench/" in filename:
+        return "bench." + filename.rsplit("/", 1)[1].removesuffix(".py")
+    if "/lib/python3" in filename:
+        rest = filename.split("/lib/python3", 1)[1].split("/", 1)[-1]
+        return "stdlib:" + rest.split("/", 1)[0].removesuffix(".py")
+    return filename
+
+
+# Layers of the server, in the order an allocation's traceback is matched against them
+# (the first whose marker appears anywhere on it wins).
+_LAYERS = (
+    ("broker and SSE (ours)", ("aegra/adapters/memory/", "aegra/api/sse")),
+    ("PostgreSQL drivers", ("asyncpg/", "psycopg", "aegra/adapters/postgres/")),
+    ("langchain_core (model, callbacks)", ("langchain_core/",)),
+    ("LangGraph", ("langgraph/",)),
+    ("runner and bridge (ours + trio_asyncio)", ("aegra/adapters/langgraph/",
+                                                 "aegra/adapters/aio", "trio_asyncio/")),
+    ("worker and registry (ours)", ("aegra/supervisor/worker", "aegra/runtime/")),
+    ("HTTP (hypercorn, h11, quart, werkzeug)", ("hypercorn/", "/h11/", "quart", "werkzeug/")),
+    ("API handlers (ours)", ("aegra/api/",)),
+    ("trio", ("trio/",)),
+)
+
+
+def _layer(filenames: list[str]) -> str:
+    text = " ".join(filenames)
+    for name, marks in _LAYERS:
+        if any(m in text for m in marks):
+            return name
+    return "other"
+
+
+def summarize_tracemalloc(before: Path, after: Path, streams: int) -> dict[str, Any]:
+    """Growth between two snapshots per open stream: by the innermost non-stdlib package
+    of each allocation's traceback, by the innermost aegra module on it, and the top
+    sites (innermost frames)."""
+    import tracemalloc
+
+    skip = [tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap*>")]
+    a = tracemalloc.Snapshot.load(str(before)).filter_traces(skip)
+    b = tracemalloc.Snapshot.load(str(after)).filter_traces(skip)
+    diffs = b.compare_to(a, "traceback")
+    by_pkg: collections.Counter[str] = collections.Counter()
+    by_aegra: collections.Counter[str] = collections.Counter()
+    by_layer: collections.Counter[str] = collections.Counter()
+    total = 0
+    for d in diffs:
+        frames = list(d.traceback)[::-1]  # innermost first
+        by_layer[_layer([f.filename for f in frames])] += d.size_diff
+        pkgs = [_package(f.filename) for f in frames]
+        outside = next((p for p in pkgs if not p.startswith("stdlib:")), pkgs[0])
+        by_pkg[outside] += d.size_diff
+        by_aegra[next((p for p in pkgs if p.startswith("aegra.")), "(no aegra frame)")] += \
+            d.size_diff
+        total += d.size_diff
+    per = 1 / max(1, streams)
+    report = [f"tracemalloc: {total * per / 1024:.1f} KB/stream of Python allocations; "
+              "by layer (first match on the traceback):"]
+    for name, size in by_layer.most_common():
+        report.append(f"  {size * per / 1024:7.2f} KB  {name}")
+    report.append("by innermost non-stdlib package:")
+    for name, size in by_pkg.most_common(15):
+        report.append(f"  {size * per / 1024:7.2f} KB  {name}")
+    report.append("by innermost aegra module on the traceback:")
+    for name, size in by_aegra.most_common(12):
+        report.append(f"  {size * per / 1024:7.2f} KB  {name}")
+    report.append("top sites (innermost 4 frames):")
+    for d in sorted(diffs, key=lambda d: -d.size_diff)[:25]:
+        frames = list(d.traceback)[::-1][:4]
+        where = " < ".join(f"{_short_path(f.filename)}:{f.lineno}" for f in frames)
+        report.append(f"  {d.size_diff * per:8.0f} B {d.count_diff * per:6.1f} blk  {where}")
+    return {"python_kb_per_stream": total * per / 1024,
+            "by_layer_kb": {k: v * per / 1024 for k, v in by_layer.most_common()},
+            "by_package_kb": {k: v * per / 1024 for k, v in by_pkg.most_common(30)},
+            "by_aegra_kb": {k: v * per / 1024 for k, v in by_aegra.most_common(30)},
+            "report": report}
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3.11/", "/bench/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
 # -- report ----------------------------------------------------------------------------------------
 def table(results: dict[str, Any]) -> str:
     rows: list[tuple[str, str]] = []
@@ -835,6 +1137,11 @@ def table(results: dict[str, Any]) -> str:
         "paced_marginal_cpu_per_event_us")
     add("PostgreSQL xacts per no-op run, stateful", "txn", "{:.2f}", "stateful", "per_run")
     add("PostgreSQL xacts per no-op run, stateless", "txn", "{:.2f}", "stateless", "per_run")
+    if "rss" in results:
+        r = results["rss"]
+        rows.append((f"RSS per open stream, all / marginal ({r['streams']} streams, median "
+                     f"of {len(r['rounds'])})",
+                     f"{r['kb_per_stream']:.1f} / {r['marginal_kb_per_stream']:.1f} KB"))
     for key in sorted(k for k in results if k.startswith("streams_")):
         r = results[key]
         rows.append((f"{r['streams']} streams: completed / p99 / first event p50",
@@ -862,11 +1169,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server = Server(Path(args.workdir), dsn, workers=args.workers, jobs=args.jobs,
                         log_level=args.log_level, extra_env=extra,
                         cprofile_out=Path(args.workdir) / "profile.pstats" if profiled
-                        else None).start()
-        print(f"server pid {server.pid} on {server.url}: WORKER_COUNT={args.workers} "
+                        else None, processes=args.processes).start()
+        print(f"server pid {server.pid} on {server.url}: --processes {args.processes} "
+              f"WORKER_COUNT={args.workers} "
               f"N_JOBS_PER_WORKER={args.jobs}; log {server.log_path}"
               + (f"; source {args.src}" if args.src else ""), flush=True)
         bench = Bench(args, server, pg)
+        bench.extra_env = extra  # the rss phase starts servers of its own
         try:
             idle0 = server.cpu()
             await asyncio.sleep(3)
@@ -874,7 +1183,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for p in PHASES:
                 if p in selected:
                     await getattr(bench, f"phase_{p}")()
-            bench.results["server_rss_end_mb"] = memory_kb(server.pid)["VmRSS"] / 1024
+            bench.results["server_rss_end_mb"] = server.rss_kb() / 1024
         finally:
             await bench.client.aclose()
             server.stop()
@@ -892,6 +1201,9 @@ def main() -> None:
                     help="WORKER_COUNT of the server (default 4)")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("N_JOBS_PER_WORKER", 250)),
                     help="N_JOBS_PER_WORKER (default 250: 1,000 runs at once)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="aegra serve --processes N (CPU and RSS summed over the children; "
+                    "without Redis in --env they use the PostgreSQL channel)")
     ap.add_argument("--phases", default=",".join(p for p in PHASES if p != "profile"),
                     help=f"comma-separated subset of {','.join(PHASES)} "
                     "(default: all but profile)")
@@ -908,6 +1220,17 @@ def main() -> None:
     ap.add_argument("--stream-timeout", type=float, default=90.0,
                     help="seconds the concurrent streams of one size may take in all")
     ap.add_argument("--profile-seconds", type=int, default=15)
+    ap.add_argument("--rss-streams", type=int, default=300,
+                    help="rss phase: streams held open at once (default 300)")
+    ap.add_argument("--rss-rounds", type=int, default=3,
+                    help="rss phase: rounds, each on a fresh server and database (default 3)")
+    ap.add_argument("--rss-hold", type=float, default=120.0,
+                    help="rss phase: seconds each run holds its stream open after its token "
+                    "(all must open within 80%% of it)")
+    ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                    help="rss phase: trace the servers' allocations (this many frames) from "
+                    "just before the streams open and break the growth down by layer, "
+                    "package and site (slows the server; its RSS then counts the traces)")
     ap.add_argument("--profiler", choices=("cprofile", "py-spy"), default="cprofile",
                     help="profile phase: cProfile on a CPU clock inside the server "
                     "(default), or py-spy (sampling; counts runnable time too)")
