@@ -14,7 +14,6 @@ import trio
 
 from aegra.adapters import aio
 from aegra.adapters.postgres import migrate, run_events
-from aegra.adapters.postgres.broker import PgBroker
 from aegra.adapters.postgres.cancel import PgCancelBus
 from aegra.adapters.postgres.listen import APP_NAME, PgListener
 from aegra.adapters.postgres.pool import PgPool
@@ -22,7 +21,7 @@ from aegra.adapters.postgres.queue import PgJobQueue
 from aegra.domain.runs import sse_frame
 from tests.contract import test_event_broker as broker_suite
 from tests.contract.support import pg_pool
-from tests.contract.test_event_broker import Pair, ThreadListener
+from tests.contract.test_event_broker import ThreadListener
 
 
 @asynccontextmanager
@@ -78,39 +77,17 @@ async def test_a_dropped_listen_connection_resyncs_and_listens_again(database_ur
         await bus.stop(handle)
 
 
-@asynccontextmanager
-async def broker_pair(dsn: str) -> AsyncIterator[Pair]:
-    """Two processes' brokers: ``writer`` publishes, ``reader`` (its own pool and LISTEN
-    connection) serves the thread streams."""
-    migrate.ensure_migrated(dsn)
-    async with aio.open_loop():
-        pools = [PgPool(dsn, min_size=1, max_size=2) for _ in range(2)]
-        listeners = [PgListener(dsn) for _ in range(2)]
-        brokers = [PgBroker(p, li) for p, li in zip(pools, listeners, strict=True)]
-        try:
-            for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
-                await pool.open()
-                await listener.open()
-                await broker.open()
-            yield Pair(*brokers)
-        finally:
-            for pool, listener, broker in zip(pools, listeners, brokers, strict=True):
-                await broker.close()
-                await listener.close()
-                await pool.close()
-
-
 async def test_thread_events_contract_across_processes(database_url: str) -> None:
     """The EventBroker suite's thread-channel test, writer and reader on two instances."""
     await broker_suite.test_thread_events_reach_every_listener_in_order_until_it_stops(
-        partial(broker_pair, database_url))
+        partial(broker_suite.open_postgres, database_url))
 
 
 async def test_large_and_binary_thread_events_arrive_whole_and_in_order(database_url: str
                                                                         ) -> None:
     big = b'{"values":"' + b"x" * 20_000 + b'"}'  # past NOTIFY's 8000 bytes: by reference
     binary = bytes(range(256))  # not UTF-8: base64 on the wire
-    async with broker_pair(database_url) as pair:
+    async with broker_suite.open_postgres(database_url) as pair:
         listener = ThreadListener()
         handle = await pair.reader.listen_thread("t1", listener.sink)
         sent = [("state_update", b"1"), ("state_update", big), ("custom", binary),
@@ -125,7 +102,7 @@ async def test_a_long_run_streams_across_processes_page_by_page_and_expires(
         database_url: str) -> None:
     """More events than one read's page reach a reader on another process, each once and
     in order; a run done longer than the retention is deleted by a later write."""
-    async with broker_pair(database_url) as pair:
+    async with broker_suite.open_postgres(database_url) as pair:
         run_id = broker_suite.rid()
         names = [f"e{i}" for i in range(600)]
         got: list[int] = []
@@ -153,7 +130,7 @@ async def test_a_live_reader_takes_the_events_from_the_notification(database_url
     without reading the table (issue 11: one query per batch and reader was the cost):
     here the batch's rows are deleted before its commit, so only the payload has them.
     The end, announced bare, is read from the table, without repeating what came inline."""
-    async with broker_pair(database_url) as pair:
+    async with broker_suite.open_postgres(database_url) as pair:
         run_id = broker_suite.rid()
         sub = await pair.reader.subscribe(run_id, 0)
         with trio.fail_after(10):
@@ -179,7 +156,7 @@ async def test_a_reader_that_does_not_consume_holds_at_most_a_page(database_url:
                                                                     ) -> None:
     """Notified events are queued only while the reader's queue is under a page; past
     that it reads the table when it resumes: every event once, in order."""
-    async with broker_pair(database_url) as pair:
+    async with broker_suite.open_postgres(database_url) as pair:
         run_id = broker_suite.rid()
         ended = trio.Event()
 
