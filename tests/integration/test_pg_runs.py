@@ -202,6 +202,61 @@ async def test_blob_and_pending_writes_are_fenced_as_a_whole(migrated):
         await pool.close()
 
 
+async def test_pending_writes_are_the_official_savers_rows(migrated):
+    """FencedSaver serializes pending writes itself (on the loop, not in a thread): the
+    rows must be exactly those LangGraph's own saver writes, for plain channels (INSERT,
+    first write wins) and special ones (UPSERT, last write wins), and read back alike."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    from aegra.adapters.aio import call
+
+    checkpoint_id = "1ef00000-0000-6000-8000-000000000001"
+    calls = [
+        ([("messages", ["x", {"k": 1}]), ("n", 2), ("__interrupt__", {"value": "a"})],
+         "task-1", ""),
+        ([("messages", ["second"])], "task-1", ""),  # INSERT: the first write stays
+        ([("__interrupt__", {"value": "b"})], "task-1", ""),  # all special: UPSERT replaces
+        ([("__error__", "boom"), ("n", 3)], "task-2", "~path"),
+    ]
+
+    async with aio.open_loop():
+        pool, run_id, claimed = await _claimed(migrated)
+
+        async def write(saver_class, thread_id):
+            lg_pool = AsyncConnectionPool(migrated, open=False, kwargs={
+                "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
+            await lg_pool.open()
+            try:
+                saver = saver_class(lg_pool)
+                fence(run_id, "A", claimed.attempt)
+                config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+                checkpoint = {**empty_checkpoint(), "id": checkpoint_id}
+                saved = await saver.aput(config, checkpoint, {"source": "loop", "step": 0}, {})
+                for writes, task_id, task_path in calls:
+                    await saver.aput_writes(saved, writes, task_id, task_path)
+                found = await saver.aget_tuple(saved)
+                return found.pending_writes
+            finally:
+                await lg_pool.close()
+
+        ours = await call(write, FencedSaver, "t")
+        official = await call(write, AsyncPostgresSaver, "u")
+        assert ours == official
+        assert ("task-1", "messages", ["x", {"k": 1}]) in ours
+        assert ("task-1", "__interrupt__", {"value": "b"}) in ours
+
+        rows = {thread: [tuple(r.values()) for r in await pool.fetch(
+            """SELECT checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type,
+                      blob FROM checkpoint_writes WHERE thread_id = $1
+               ORDER BY task_id, idx""", thread)] for thread in ("t", "u")}
+        assert rows["t"] == rows["u"]
+        assert len(rows["t"]) == 5
+        await pool.close()
+
+
 class _CountingSaver(FencedSaver):
     """Counts calls queued and transactions sent (the real saver, observed)."""
 

@@ -37,7 +37,12 @@ from typing import Any
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
 from langgraph.checkpoint.postgres import _ainternal
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -114,9 +119,24 @@ class FencedSaver(AsyncPostgresSaver):
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                           task_id: str, task_path: str = "") -> None:
+        """The base class's statements, serialized on the loop rather than in a thread.
+
+        The base class hands ``_dump_writes`` to ``asyncio.to_thread``; under trio-asyncio
+        that is a Trio task, a worker thread (named and renamed) and two loop wake-ups per
+        call, which cost more than a step's serialization (``bench/README.md``, issue 11).
+        LangGraph's other async savers serialize on the loop too. The statements are the
+        base class's: a contract test holds the rows to the official saver's.
+        """
+        conf = config["configurable"]
+        query = (self.UPSERT_CHECKPOINT_WRITES_SQL
+                 if all(channel in WRITES_IDX_MAP for channel, _ in writes)
+                 else self.INSERT_CHECKPOINT_WRITES_SQL)
+        params = self._dump_writes(conf["thread_id"], conf["checkpoint_ns"],
+                                   conf["checkpoint_id"], task_id, task_path, writes)
         token = _GROUPED.set(True)
         try:
-            await super().aput_writes(config, writes, task_id, task_path)
+            async with self._cursor(pipeline=True) as cur:
+                await cur.executemany(query, params)
         finally:
             _GROUPED.reset(token)
 
