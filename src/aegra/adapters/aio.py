@@ -31,6 +31,7 @@ async def open_loop() -> AsyncIterator[None]:
         loop.set_exception_handler(_log_loop_error)
         _same_thread_callbacks_stay_local(loop)
         _callback_checks_only_in_debug(loop)
+        _queued_callbacks_in_batches(loop)
         yield
 
 
@@ -73,6 +74,42 @@ def _callback_checks_only_in_debug(loop: Any) -> None:  # noqa: ANN401  trio_asy
             check(callback, method)
 
     loop._check_callback = _check_callback
+
+
+# Queued asyncio callbacks run back to back up to this many, then the loop task yields.
+CALLBACK_BATCH = 64
+
+
+def _queued_callbacks_in_batches(loop: Any) -> None:  # noqa: ANN401  trio_asyncio's untyped loop
+    """Run queued asyncio callbacks back to back, as asyncio's own loop does.
+
+    trio-asyncio's loop task takes one callback per pass and waits for it under a fresh
+    cancel scope carrying the next asyncio timer's deadline, queue empty or not:
+    registering and withdrawing that deadline and the channel's checkpoint for every
+    callback of every run. Here a pass that finds callbacks queued (or a timer due) takes
+    one at once, without the scope; after ``CALLBACK_BATCH`` of them, or when nothing is
+    queued, the original pass runs, so the loop task still yields to Trio's tasks at
+    least once per batch. Set on this loop instance only.
+    """
+    one = loop._main_loop_one
+    taken = 0
+
+    async def _main_loop_one(no_wait: bool = False) -> None:
+        nonlocal taken
+        if no_wait:
+            return await one(no_wait=True)  # type: ignore[no-any-return]
+        if taken < CALLBACK_BATCH:
+            try:
+                await one(no_wait=True)
+            except trio.WouldBlock:
+                pass  # nothing queued and no timer due: wait below
+            else:
+                taken += 1
+                return
+        taken = 0
+        await one()
+
+    loop._main_loop_one = _main_loop_one
 
 
 def _log_loop_error(loop: object, context: dict[str, Any]) -> None:
