@@ -21,7 +21,10 @@ generator's CPU is never counted as the server's). Phases (``--phases``, default
               VmRSS (median of 5 reads) before, with half and with all of them streaming:
               growth / streams, and the second half's growth / its streams (marginal, free
               of what grows once), medians of rounds. ``--tracemalloc N``: the second
-              half's Python allocations by layer, package and site
+              half's Python allocations by layer, package and site. ``--rss-server-cmd``:
+              measure another server the same way (e.g. the reference), started by that
+              command in the same folder, ``aegra.json`` and environment; its RSS is
+              summed over the process and its children
 
 The server's CPU is read from /proc/<pid>/stat (utime+stime) before and after each phase
 and divided by runs or events: the figure that holds on a noisy machine. Every phase is
@@ -37,6 +40,7 @@ import collections
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -63,7 +67,7 @@ from _common import (  # noqa: E402
 )
 
 PHASES = ("wait", "background", "sse", "events", "txn", "streams", "profile", "rss")
-DB = "aegra_bench"
+DB = f"aegra_bench_{os.getpid()}"  # two runs on one PostgreSQL must not drop each other's
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -94,9 +98,10 @@ class Server:
     def __init__(self, workdir: Path, dsn: str, *, workers: int, jobs: int,
                  log_level: str, extra_env: dict[str, str] | None = None,
                  cprofile_out: Path | None = None, auth: str | None = None,
-                 processes: int = 1) -> None:
+                 processes: int = 1, cmd: str | None = None) -> None:
         self.workdir = workdir
         self.processes = processes
+        self.cmd = cmd  # another server's command line ({host}, {port} filled in)
         self.cprofile_out = cprofile_out
         self.port = free_port()
         self.log_path = workdir / f"server-{self.port}.log"
@@ -135,6 +140,9 @@ class Server:
         if self.cprofile_out is not None:
             head = [sys.executable, "-c", _CPROFILE, str(self.cprofile_out)]
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.cmd is not None:
+            head, args = [], [a.format(host="127.0.0.1", port=self.port)
+                              for a in shlex.split(self.cmd)]
         env = dict(self.env)
         notify = None
         if self.processes > 1:
@@ -174,8 +182,9 @@ class Server:
         return cpu_s(self.pid) if self.processes == 1 else tree_cpu_s(self.pid)
 
     def rss_kb(self) -> int:
-        """Resident memory; with ``--processes``, summed over the parent and children."""
-        if self.processes == 1:
+        """Resident memory; with ``--processes`` or another server's command, summed over
+        the parent and children."""
+        if self.processes == 1 and self.cmd is None:
             return memory_kb(self.pid)["VmRSS"]
         return sum(memory_kb(pid)["VmRSS"] for pid in tree_pids(self.pid))
 
@@ -714,7 +723,8 @@ class Bench:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(snaps), env.get("PYTHONPATH"))
                                                 if p)
         server = Server(Path(self.args.workdir), dsn, workers=self.args.workers,
-                        jobs=self.args.jobs, log_level=self.args.log_level, extra_env=env)
+                        jobs=self.args.jobs, log_level=self.args.log_level, extra_env=env,
+                        cmd=self.args.rss_server_cmd)
         server.start()
         client = httpx.AsyncClient(
             base_url=server.url, timeout=httpx.Timeout(120.0, connect=60.0),
@@ -740,7 +750,7 @@ class Bench:
                 if any(s.status != "success" for s in got):
                     raise RuntimeError(f"warm-up stream failed: {got[0].error}")
             await asyncio.sleep(2)
-            rss0 = await self.rss_median(server.pid)
+            rss0 = await self.rss_median(server)
             if snaps is not None:
                 await snapshot(server.pid, snaps, 1)
             body = {"assistant_id": "stream", "input": {"tokens": 1, "delay": hold},
@@ -761,12 +771,12 @@ class Bench:
                         break
                     await asyncio.sleep(0.1)
                 if hi == half:
-                    rss_half = await self.rss_median(server.pid)
+                    rss_half = await self.rss_median(server)
                     if snaps is not None:
                         await snapshot(server.pid, snaps, 2)
             opened = time.monotonic() - t0
             open_now = sum(1 for s in streams if s.first_token is not None and s.end is None)
-            rss1 = await self.rss_median(server.pid)
+            rss1 = await self.rss_median(server)
             if snaps is not None:
                 await snapshot(server.pid, snaps, 3)
             still = sum(1 for s in streams if s.first_token is not None and s.end is None)
@@ -790,10 +800,10 @@ class Bench:
             server.stop()
             self.pg.drop_database(name)
 
-    async def rss_median(self, pid: int, samples: int = 5) -> int:
+    async def rss_median(self, server: Server, samples: int = 5) -> int:
         values = []
         for _ in range(samples):
-            values.append(memory_kb(pid)["VmRSS"])
+            values.append(server.rss_kb())
             await asyncio.sleep(0.2)
         return int(median(values))
 
@@ -801,6 +811,8 @@ class Bench:
         n, rounds = self.args.rss_streams, self.args.rss_rounds
         with phase(f"rss: {rounds} rounds (fresh server each) of {n} streams held open "
                    f"({self.args.rss_hold:g} s after their one token)"
+                   + (f", server: {self.args.rss_server_cmd}" if self.args.rss_server_cmd
+                      else "")
                    + (f", tracemalloc {self.args.tracemalloc} frames"
                       if self.args.tracemalloc else "")):
             out = []
@@ -1227,6 +1239,12 @@ def main() -> None:
     ap.add_argument("--rss-hold", type=float, default=120.0,
                     help="rss phase: seconds each run holds its stream open after its token "
                     "(all must open within 80%% of it)")
+    ap.add_argument("--rss-server-cmd", metavar="CMD",
+                    help="rss phase: measure the server this command starts instead of "
+                    "'aegra serve' (shell words; {host} and {port} are filled in; run in the "
+                    "server's folder with its aegra.json, DATABASE_URL, LOG_LEVEL, "
+                    "WORKER_COUNT, N_JOBS_PER_WORKER and --env), e.g. another project's "
+                    "'/venv/bin/python -m uvicorn app:app --host {host} --port {port}'")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                     help="rss phase: trace the servers' allocations (this many frames) from "
                     "just before the streams open and break the growth down by layer, "
