@@ -71,6 +71,11 @@ class RedisCfg(_Section, frozen=True):
     # How long a run's stream events wait for company before they are published: one
     # Lua call and one pub/sub message per batch instead of per 3 events.
     publish_linger_s: float = 0.01
+    # Connections to Redis at most; past them a command waits up to pool_timeout_s for a
+    # free one (redis-py's own pool raises at once past 100: a burst of runs, each
+    # publishing and replaying, then fell back to the local log and lost streams).
+    max_connections: int = 100
+    pool_timeout_s: float = 10.0
 
 
 class WorkerCfg(_Section, frozen=True):
@@ -435,6 +440,10 @@ def _check_ranges(config: Config, sources: dict[str, str]) -> None:
         ("lease.duration_s", config.lease.duration_s, config.lease.duration_s > 0, "must be > 0"),
         ("redis.publish_linger_s", config.redis.publish_linger_s,
          0 <= config.redis.publish_linger_s <= 1, "must be between 0 and 1"),
+        ("redis.max_connections", config.redis.max_connections,
+         4 <= config.redis.max_connections <= 10_000, "must be between 4 and 10000"),
+        ("redis.pool_timeout_s", config.redis.pool_timeout_s,
+         0 < config.redis.pool_timeout_s <= 300, "must be > 0 and at most 300"),
         ("lease.heartbeat_interval_s", config.lease.heartbeat_interval_s,
          0 < config.lease.heartbeat_interval_s < config.lease.duration_s,
          "must be > 0 and below lease.duration_s"),

@@ -182,7 +182,8 @@ async def serve(cfg: Config, project: Project, *, sources: Mapping[str, str] | N
             graphs.bind(lg.checkpointer, lg.store)
             await assistants_db.ensure_defaults(pg, graphs)  # before HTTP serves them
             if cfg.redis.enabled:
-                redis = RedisClient(cfg.redis.url)
+                redis = RedisClient(cfg.redis.url, max_connections=cfg.redis.max_connections,
+                                    pool_timeout_s=cfg.redis.pool_timeout_s)
                 await redis.open()
             deps = Deps(config=cfg, project=project, board=board, registry=registry,
                         version=__version__, pg=pg, langgraph=lg, redis=redis)

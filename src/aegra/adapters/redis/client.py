@@ -132,16 +132,26 @@ async def best_effort(op: str, fn: Callable[[], Awaitable[T]], default: T,
 
 
 class RedisClient:
-    def __init__(self, url: str) -> None:
+    """One connection pool for the process. A blocking pool: past ``max_connections`` a
+    command waits up to ``pool_timeout_s`` for a free connection (then Redis counts as
+    unavailable for it), where redis-py's default pool raises at once; with adaptive
+    capacity hundreds of runs publish and replay at the same time."""
+
+    def __init__(self, url: str, *, max_connections: int = 100,
+                 pool_timeout_s: float = 10.0) -> None:
         self.url = url
+        self.max_connections = max_connections
+        self.pool_timeout_s = pool_timeout_s
         self.client: aioredis.Redis | None = None
 
     async def open(self) -> None:
         @aio
         async def _open() -> aioredis.Redis:
-            return aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=5, health_check_interval=15
-            )
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=self.max_connections,
+                timeout=self.pool_timeout_s, socket_connect_timeout=5,
+                health_check_interval=15)
+            return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         self.client = await _open()
 
     async def close(self) -> None:
