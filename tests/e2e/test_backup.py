@@ -63,8 +63,8 @@ async def _resume(url: str, tid: str) -> None:
     assert (await client.threads.get(tid))["status"] == "idle"
 
 
-def test_export_import_round_trip(start_server, make_database, tmp_path):
-    db_a, db_b = make_database(), make_database()
+def test_export_import_round_trip(start_server, make_database, migrated_template, tmp_path):
+    db_a, db_b = (make_database(template=migrated_template) for _ in range(2))
     write_project(tmp_path, GRAPHS_USED)
     env_a, env_b = base_env(db_a), base_env(db_b)
     # Both boot at once (their own databases); server 2 is ready before the import.
@@ -106,8 +106,9 @@ def test_export_import_round_trip(start_server, make_database, tmp_path):
     assert asyncio.run(_snapshot(server_2.url, ids))["paused"] == before["paused"]
 
 
-def test_import_refuses_bad_files_and_migrates_an_empty_database(make_database, tmp_path):
-    db = make_database()
+def test_import_refuses_bad_files_and_migrates_an_empty_database(make_database,
+                                                                  migrated_template, tmp_path):
+    db = make_database(template=migrated_template)
     env = base_env(db)
     cases = {
         "foreign.json": '{"hello": 1}\n',
@@ -138,7 +139,7 @@ def test_import_refuses_bad_files_and_migrates_an_empty_database(make_database, 
                '{"prefix": "p", "key": "k", "field_name": "$", "embedding": "[1,0]"}\n')
     whole.write_text(cases["truncated.jsonl"] + vectors
                      + '{"@": "end", "counts": {"store": 1, "store_vectors": 1}}\n')
-    fresh = base_env(make_database())  # never booted: import migrates it first
+    fresh = base_env(make_database())  # empty, never booted: import migrates it first
     result = aegra(fresh, tmp_path, "import", str(whole))
     assert result.returncode == 0, result.stderr
     assert "import store: 1 rows" in result.stderr

@@ -97,7 +97,7 @@ def test_doctor_on_a_live_deployment(start_server, database_url, redis_url, tmp_
 
 
 def test_doctor_names_a_schema_that_is_not_at_head(make_database, tmp_path):
-    fresh = make_database()
+    fresh = make_database()  # empty (never migrated), as is `behind` before its upgrade
     never = aegra("doctor", env=base_env(fresh), cwd=tmp_path)
     assert never.returncode == 1
     assert lines(never)["migration"] == "FAIL" and lines(never)["leases"] == "skip"

@@ -125,15 +125,16 @@ async def _storage(alice: Any, bob: Any, tid: str, before: dict[str, Any]) -> No
 
 
 def test_interrupt_admission_and_storage(start_server: Any, make_database: Any,
-                                         tmp_path: Path) -> None:
+                                         migrated_template: str, tmp_path: Path) -> None:
     default_dir, strict_dir = tmp_path / "default", tmp_path / "strict"
     default_dir.mkdir()
     strict_dir.mkdir()
     auth_project(default_dir)
     write_project(strict_dir, {"hitl": f"{GRAPHS / 'hitl.py'}:graph"})
-    default = start_server(base_env(make_database(), AUTH_TYPE="custom"),
+    db_default, db_strict = (make_database(template=migrated_template) for _ in range(2))
+    default = start_server(base_env(db_default, AUTH_TYPE="custom"),
                            workdir=default_dir, wait_ready=False)
-    strict = start_server(base_env(make_database(), AEGRA_INTERRUPT_ADMISSION="require_resume"),
+    strict = start_server(base_env(db_strict, AEGRA_INTERRUPT_ADMISSION="require_resume"),
                           workdir=strict_dir, wait_ready=False)
     default.wait_ready()
     strict.wait_ready()

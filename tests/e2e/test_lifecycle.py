@@ -79,9 +79,15 @@ def test_sigterm_exits_zero_within_the_drain_timeout(start_server, database_url)
     logs = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
     events = [entry["event"] for entry in logs]
     assert "supervisor.draining" in events and "supervisor.stopped" in events
+    # database_url copies the migrated template: the startup check ran and found both our
+    # schema and LangGraph's tables current (a stale template would show up here).
+    done = [(e["before"], e["upgraded"], e["langgraph_tables_changed"])
+            for e in logs if e["event"] == "migrations.done"]
+    assert done == [(HEAD, False, False)]
 
 
-def test_two_instances_on_an_empty_database_migrate_once(start_server, database_url, tmp_path):
+def test_two_instances_on_an_empty_database_migrate_once(start_server, make_database, tmp_path):
+    database_url = make_database()  # empty, not the migrated template: the subject
     env = base_env(database_url)
     write_project(tmp_path)
     a = start_server(env, wait_ready=False)
@@ -102,7 +108,8 @@ def test_two_instances_on_an_empty_database_migrate_once(start_server, database_
             "checkpoints", "checkpoint_writes", "store"} <= tables
 
 
-def test_migrations_can_be_left_to_the_operator(start_server, database_url, tmp_path):
+def test_migrations_can_be_left_to_the_operator(start_server, make_database, tmp_path):
+    database_url = make_database()  # empty: serve must refuse it until `aegra db upgrade`
     env = base_env(database_url, RUN_MIGRATIONS_ON_STARTUP="false")
     write_project(tmp_path)
     refused = _aegra(["serve"], env, tmp_path)
@@ -122,7 +129,8 @@ def _aegra(args, env, cwd, timeout=60):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_db_commands(database_url, tmp_path):
+def test_db_commands(make_database, tmp_path):
+    database_url = make_database()  # empty: `db current` starts at (none)
     env = base_env(database_url)
     assert _aegra(["db", "current"], env, tmp_path).stdout.strip() == "(none)"
     up = _aegra(["db", "upgrade"], env, tmp_path)

@@ -126,11 +126,10 @@ def poll(what: str, check: Callable[[], Any], within: float, prom: Prometheus) -
 
 
 @pytest.fixture
-def stack(make_database: Callable[[], str], tmp_path: Path
-          ) -> Iterator[tuple[ServerProcess, Prometheus]]:
+def stack(database_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, Prometheus]]:
     write_project(tmp_path, {"agent": f"{GRAPHS / 'echo.py'}:graph",
                              "slow": f"{GRAPHS / 'slow.py'}:graph"})
-    server = ServerProcess(tmp_path, base_env(make_database(), AEGRA_ADMIN_TOKEN=TOKEN,
+    server = ServerProcess(tmp_path, base_env(database_url, AEGRA_ADMIN_TOKEN=TOKEN,
                                               ENABLE_PROMETHEUS_METRICS="true"))
     server.start(wait_ready=False)
     prom: Prometheus | None = None

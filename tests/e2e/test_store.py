@@ -223,6 +223,7 @@ def test_store_semantic_search(start_server, database_url, tmp_path):
 def test_store_without_pgvector_runs_unindexed(start_server, make_database, pg_admin_dsn,
                                                tmp_path):
     # pgvector's extension is not "trusted": a role without superuser cannot create it.
+    # Empty, not the migrated template: the role must own the tables, so it migrates them.
     dsn = make_database()
     params = conninfo_to_dict(dsn)
     name, admin = params["dbname"], params.get("user", "postgres")
