@@ -23,7 +23,7 @@ from redis import exceptions as rex
 from aegra.adapters import aio
 from aegra.adapters.postgres import migrate
 from aegra.adapters.postgres.pool import PgPool
-from aegra.adapters.redis.broker import RedisBroker, RedisSubscription
+from aegra.adapters.redis.broker import RedisBroker, RedisSubscription, batch_key, keys, split
 from aegra.adapters.redis.cancel import CHANNEL, RedisCancelBus
 from aegra.adapters.redis.client import FALLBACKS, RedisClient, best_effort, mapped
 from aegra.adapters.redis.queue import RedisQueue
@@ -354,4 +354,76 @@ async def test_a_server_refusing_writes(private_redis: Any,
         assert await broker.replay("oom", 0) == ([], False)  # reads are served
         assert await queue.depth() == 0
         await aio.call(client.config_set, "maxmemory", 0)
+        await broker.close()
+
+
+# -- a failed flush is retried while the fanout is healthy ------------------------------
+
+async def test_an_append_repeating_its_token_appends_and_publishes_nothing(
+        private_redis: Any) -> None:
+    """A retry whose first try ran but lost its reply must not append the batch twice."""
+    async with aio.open_loop():
+        client = await _client(private_redis.url)
+        broker = await _healthy_broker(client)
+        published: list[bytes] = []
+        await broker.fanout.subscribe(keys("r")[2].encode(), published.append)
+        assert await aio.call(broker.append, "r", [b"values", b"{}"], "p:1") == 1
+        assert await aio.call(broker.append, "r", [b"values", b"{}"], "p:1") == 1
+        assert await aio.call(broker.append, "r", [b"updates", b"{}"], "p:2") == 2
+
+        async def both_published() -> bool:
+            return len(published) >= 2
+        await eventually(both_published)  # one channel, in order: a repeat came between
+        assert [[(e.seq, e.name) for e in split(m)] for m in published] == [
+            [(1, "values")], [(2, "updates")]]
+        assert await aio.call(client.get, keys("r")[0]) == b"2"
+        assert await aio.call(client.llen, keys("r")[1]) == 2
+        assert 0 < await aio.call(client.ttl, batch_key("r")) <= 60
+        await broker.close()
+
+
+async def test_a_flush_failing_on_a_dropped_connection_is_retried_and_loses_nothing(
+        private_redis: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The pub/sub fanout stays healthy, so every subscriber reads Redis: a batch whose
+    call fails (here its connection is killed while CLIENT PAUSE WRITE holds it, as a
+    stale pooled connection fails after a restart) is sent again, ahead of later ones."""
+    async with aio.open_loop():
+        client = await _client(private_redis.url)
+        admin = await _client(private_redis.url)
+        broker = await _healthy_broker(client)
+        sub = await broker.subscribe("r", 0)
+        assert isinstance(sub, RedisSubscription)
+        producer = broker.producer("r")
+        got: list[tuple[int, str]] = []
+
+        async def collect() -> None:
+            async for event in sub:
+                got.append((event.seq, event.name))
+
+        async def emit(name: str) -> None:  # leaves the flush running
+            producer.emit(name, b"{}")
+
+        async def held() -> list[int]:
+            clients = await aio.call(admin.client_list)
+            return [int(c["id"]) for c in clients
+                    if c["cmd"] == "evalsha" and "b" in c["flags"]]  # b: blocked
+
+        async def one_held() -> bool:
+            return len(await held()) == 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collect)
+            await _emit(producer, ["metadata"])
+            await aio.call(admin.client_pause, 60_000, False)  # all=False: WRITE only
+            await aio.call(emit, "values")
+            await eventually(one_held)
+            [held_id] = await held()
+            assert await aio.call(admin.client_kill_filter, _id=held_id) == 1
+            await aio.call(admin.client_unpause)
+            await _emit(producer, ["updates"])
+            await broker.finish("r", {"status": "success"}, (("end", b"{}"),))
+        await sub.aclose()
+        assert got == [(1, "metadata"), (2, "values"), (3, "updates"), (4, "end")]
+        assert broker.healthy
+        assert fallbacks(caplog) == []  # no fallback: nothing fell back to the local log
         await broker.close()

@@ -2,13 +2,24 @@
 
 Keys: ``aegra:run:counter:{id}`` (event sequence), ``aegra:run:cache:{id}`` (replay
 buffer of whole SSE frames), ``aegra:run:{id}`` (live channel), ``aegra:run:done:{id}``
-(completion marker holding the final result, TTL 1 h). Producers batch: events emitted
-while a flush is in flight go out together in the next one. A flush is one Lua call that
-numbers the batch, appends it to the buffer, refreshes the TTLs and publishes it, so the
-buffer and the live channel can never disagree on order. Subscribers subscribe first
-(confirmed), then read the buffer, then follow live, dropping sequence numbers already
-sent: each event exactly once, in order. The heartbeater refreshes the buffers' TTL for
-quiet runs (``touch``).
+(completion marker holding the final result, TTL 1 h), ``aegra:run:size:{id}`` (the
+buffer's bytes) and ``aegra:run:batch:{id}`` (the last batch's token). Producers batch:
+events emitted while a flush is in flight go out together in the next one. A flush is one
+Lua call that numbers the batch, appends it to the buffer, refreshes the TTLs and
+publishes it, so the buffer and the live channel can never disagree on order. Subscribers
+subscribe first (confirmed), then read the buffer, then follow live, dropping sequence
+numbers already sent: each event exactly once, in order. The heartbeater refreshes the
+buffers' TTL for quiet runs (``touch``).
+
+A flush that fails while the pub/sub fanout is healthy is retried: every subscriber,
+local ones too, reads Redis then, so a batch that never reached it would be lost to all
+of them, unseen (the counter does not advance, so nobody sees a gap). Each batch carries
+a token (``{producer uuid}:{n}``, the same on every retry) and the script keeps the last
+one applied in the batch key (set with the buffer's TTL by each append; ``touch`` and
+``finish`` leave it, as it only matters for the second or so a retry takes, and ``reset``
+too, as a new producer's tokens differ): a retry whose first try ran but lost its reply
+returns the counter without appending or publishing again. Redis down altogether takes
+the fanout down too: then the producer falls back at once, so a drain stays short.
 
 The buffer keeps a run's newest ``max_events`` events and ``max_bytes`` bytes (at least
 the newest event): the append script pops the oldest frames and keeps the byte count in
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections import deque
 from functools import partial
 
@@ -53,15 +65,21 @@ from aegra.domain.replay import dropped_notice
 log = logs.get_logger("aegra.redis.broker")
 DONE = b"!done"
 BATCH = 256  # events per Lua call (Lua's unpack() has a stack limit)
+RETRY_S = (0.05, 0.2, 0.5)  # pauses between a failed flush's retries (fanout healthy)
 
+# KEYS: counter, cache, channel, size, batch. ARGV: run id, TTL, max events, max bytes,
+# batch token, then (name, data) pairs. -> the counter after the batch.
 _APPEND = """
-local n = (#ARGV - 4) / 2
+if redis.call('GET', KEYS[5]) == ARGV[5] then
+  return tonumber(redis.call('GET', KEYS[1]) or '0')
+end
+local n = (#ARGV - 5) / 2
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n + 1
 local frames = {}
 local bytes = 0
 for i = 0, n - 1 do
-  frames[i + 1] = 'event: ' .. ARGV[5 + 2 * i] .. '\\ndata: ' .. ARGV[6 + 2 * i] ..
+  frames[i + 1] = 'event: ' .. ARGV[6 + 2 * i] .. '\\ndata: ' .. ARGV[7 + 2 * i] ..
                   '\\nid: ' .. ARGV[1] .. '_event_' .. (first + i) .. '\\n\\n'
   bytes = bytes + #frames[i + 1]
 end
@@ -78,6 +96,8 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[5], ARGV[5])
+redis.call('EXPIRE', KEYS[5], ARGV[2])
 redis.call('PUBLISH', KEYS[3], table.concat(frames))
 return last
 """
@@ -104,6 +124,11 @@ def size_key(run_id: str) -> str:
     return f"aegra:run:size:{run_id}"
 
 
+def batch_key(run_id: str) -> str:
+    """The token of the last batch appended (makes a retried append idempotent)."""
+    return f"aegra:run:batch:{run_id}"
+
+
 def parse(frame: bytes) -> StreamEvent:
     name = frame[7:frame.index(b"\n")].decode()
     seq = int(frame[frame.rindex(b"_event_") + 7:].strip())
@@ -123,6 +148,8 @@ class RedisProducer:
         self.pending: list[bytes] = []
         self.flushing: asyncio.Task[None] | None = None
         self.closing: asyncio.Event | None = None  # set by aclose: stop lingering
+        self.token = uuid.uuid4().hex  # + a batch number: the batch's token
+        self.batches = 0
 
     def emit(self, name: str, data: bytes) -> None:
         """Called on the asyncio side (the run's task) only."""
@@ -135,8 +162,10 @@ class RedisProducer:
         while self.pending:
             await self._linger()
             batch, self.pending = self.pending[: 2 * BATCH], self.pending[2 * BATCH:]
+            self.batches += 1
             try:
-                await self.broker.append(self.run_id, batch)
+                await self.broker.append_retrying(self.run_id, batch,
+                                                  f"{self.token}:{self.batches}")
             except StoreUnavailable as exc:
                 fell_back("broker.publish", exc, run_id=self.run_id)
                 self.pending.clear()
@@ -288,13 +317,29 @@ class RedisBroker:
     def producer(self, run_id: str) -> RedisProducer:
         return RedisProducer(self, run_id)
 
-    async def append(self, run_id: str, flat: list[bytes]) -> int:
-        """Asyncio side: publish a batch; ``StoreUnavailable`` when Redis is away."""
+    async def append(self, run_id: str, flat: list[bytes], token: str | None = None) -> int:
+        """Asyncio side: publish a batch; ``StoreUnavailable`` when Redis is away. A call
+        repeating the last applied batch's ``token`` appends nothing (None: a new one)."""
         counter, cache, channel, _ = keys(run_id)
         with mapped("broker.publish", asyncio_side=True):
             return await self._append(  # type: ignore[no-any-return]
-                keys=[counter, cache, channel, size_key(run_id)],
-                args=[run_id, self.retention_s, self.max_events, self.max_bytes, *flat])
+                keys=[counter, cache, channel, size_key(run_id), batch_key(run_id)],
+                args=[run_id, self.retention_s, self.max_events, self.max_bytes,
+                      token or uuid.uuid4().hex, *flat])
+
+    async def append_retrying(self, run_id: str, flat: list[bytes], token: str) -> int:
+        """Asyncio side: ``append``, retried (same token) while the fanout is healthy, as
+        subscribers then read only Redis. A pooled connection gone stale (Redis
+        restarted) or a read timeout fails one call; a real outage takes the fanout down
+        too, so the caller falls back at once. The caller's later batches wait."""
+        for pause in (*RETRY_S, None):
+            try:
+                return await self.append(run_id, flat, token)
+            except StoreUnavailable:
+                if pause is None or not self.healthy:
+                    raise
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
 
     async def replay(self, run_id: str, after_seq: int) -> tuple[list[bytes], bool]:
         frames, done, _ = await self.replay_counted(run_id, after_seq)
@@ -357,7 +402,7 @@ class RedisBroker:
         async def publish() -> None:
             if final:
                 flat = [part for name, data in final for part in (name.encode(), data)]
-                await aio(self.append)(run_id, flat)
+                await aio(self.append_retrying)(run_id, flat, uuid.uuid4().hex)
             await self._finish(run_id, msgspec.json.encode(result))
         await best_effort("broker.finish", publish, None, run_id=run_id)
 

@@ -60,7 +60,8 @@ FALLBACKS: Final[Mapping[str, str]] = {
     "queue.push": "none needed: the run is pending in PostgreSQL; workers poll it",
     "queue.pop": "workers poll PostgreSQL every poll_s until Redis answers again",
     "queue.depth": "-1 (unknown)",
-    "broker.publish": "this batch reaches only this instance's subscribers (local log)",
+    "broker.publish": "retried while pub/sub is up; then the batch is only in the local log"
+                      " (this instance's fallback subscribers; those reading Redis miss it)",
     "broker.finish": "the local log has the result; waiters elsewhere poll PostgreSQL",
     "broker.reset": "the old done marker may answer waiters elsewhere until its TTL ends",
     "broker.result": "the local log's result, if this instance ran the run",
