@@ -41,6 +41,17 @@ async def _claimed(dsn):
     return pool, run_id, await runs.claim(run_id, "A", 30)
 
 
+async def _lg_pool(dsn):
+    """Asyncio side: an open psycopg pool as LangGraph's saver wants it."""
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    lg_pool = AsyncConnectionPool(dsn, open=False, kwargs={
+        "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
+    await lg_pool.open()
+    return lg_pool
+
+
 def new(thread_id, strategy="enqueue", **kw):
     return NewRun(thread_id=thread_id, assistant_id="a", graph_id="g", params={"x": 1},
                   multitask_strategy=strategy, if_not_exists="create", **kw)
@@ -120,9 +131,6 @@ async def test_finish_and_release_are_fenced_by_owner_and_attempt(migrated):
 
 
 async def test_checkpoint_writes_are_fenced_by_the_claim(migrated):
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool
-
     from aegra.adapters.aio import call
 
     async with aio.open_loop():
@@ -131,9 +139,7 @@ async def test_checkpoint_writes_are_fenced_by_the_claim(migrated):
         async def write(owner, attempt, checkpoint_id):
             from langgraph.checkpoint.base import empty_checkpoint
 
-            lg_pool = AsyncConnectionPool(migrated, open=False, kwargs={
-                "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
-            await lg_pool.open()
+            lg_pool = await _lg_pool(migrated)
             try:
                 saver = FencedSaver(lg_pool)
                 fence(run_id, owner, attempt)
@@ -158,8 +164,6 @@ async def test_blob_and_pending_writes_are_fenced_as_a_whole(migrated):
     of it, a held claim all of it (pins the fence's atomicity whatever the saver's
     transaction and pipeline shape)."""
     from langgraph.checkpoint.base import empty_checkpoint
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool
 
     from aegra.adapters.aio import call
 
@@ -168,9 +172,7 @@ async def test_blob_and_pending_writes_are_fenced_as_a_whole(migrated):
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 
         async def write(attempt, checkpoint_id, version, writes_only=None):
-            lg_pool = AsyncConnectionPool(migrated, open=False, kwargs={
-                "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
-            await lg_pool.open()
+            lg_pool = await _lg_pool(migrated)
             try:
                 saver = FencedSaver(lg_pool)
                 fence(run_id, "A", attempt)
@@ -208,8 +210,6 @@ async def test_pending_writes_are_the_official_savers_rows(migrated):
     first write wins) and special ones (UPSERT, last write wins), and read back alike."""
     from langgraph.checkpoint.base import empty_checkpoint
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool
 
     from aegra.adapters.aio import call
 
@@ -226,9 +226,7 @@ async def test_pending_writes_are_the_official_savers_rows(migrated):
         pool, run_id, claimed = await _claimed(migrated)
 
         async def write(saver_class, thread_id):
-            lg_pool = AsyncConnectionPool(migrated, open=False, kwargs={
-                "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
-            await lg_pool.open()
+            lg_pool = await _lg_pool(migrated)
             try:
                 saver = saver_class(lg_pool)
                 fence(run_id, "A", claimed.attempt)
@@ -277,12 +275,7 @@ class _CountingSaver(FencedSaver):
 async def _saver_and_lock(dsn, run_id):
     """A saver on its own pool, and a connection holding the run row FOR UPDATE: the
     fence (FOR SHARE) of the first write then waits until ``lock.commit()``."""
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool
-
-    lg_pool = AsyncConnectionPool(dsn, open=False, kwargs={
-        "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
-    await lg_pool.open()
+    lg_pool = await _lg_pool(dsn)
     lock = await psycopg.AsyncConnection.connect(dsn)
     await lock.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (run_id,))
     return _CountingSaver(lg_pool), lg_pool, lock
@@ -480,9 +473,6 @@ async def test_write_behind_is_sent_after_the_linger_without_settle(migrated):
     held until the run settles (readers of the thread's state see it meanwhile)."""
     import asyncio
 
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool
-
     from aegra.adapters.aio import call
     from aegra.adapters.langgraph import fenced
 
@@ -492,9 +482,7 @@ async def test_write_behind_is_sent_after_the_linger_without_settle(migrated):
                                    "checkpoint_id": "1ef00000-0000-6000-8000-000000000001"}}
 
         async def scenario():
-            lg_pool = AsyncConnectionPool(migrated, open=False, kwargs={
-                "autocommit": True, "prepare_threshold": None, "row_factory": dict_row})
-            await lg_pool.open()
+            lg_pool = await _lg_pool(migrated)
             try:
                 saver = _CountingSaver(lg_pool)
                 key = fence(run_id, "A", claimed.attempt, write_behind=True)
